@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+import { parseFhirJson } from './fhir/json.js';
+import { Repository } from './fhir/repository.js';
+import { loadDefinitions } from './fhir/validation.js';
+import { fhirSchemas } from './openapi/fhir-schemas.js';
+import { registerErrorHandling } from './routes/errors.js';
+import { healthRoutes } from './routes/health.js';
+import { negotiate } from './routes/fhir/http.js';
+import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
+import { resourceRoutes } from './routes/fhir/resources.js';
+import { systemRoutes } from './routes/fhir/system.js';
+import './types.js';
+
+export interface AppOptions {
+  config: Config;
+  /** Migrated database; absent only when building the app to print its OpenAPI document. */
+  database?: Database;
+  logger?: FastifyServerOptions['logger'];
+}
+
+const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
+
+/** Logs carry method, path and status, never a query string (search values are PHI) or a body. */
+const logSerializers = {
+  req: (req: { method: string; url: string; id: string }) => ({ method: req.method, path: req.url.split('?')[0], id: req.id }),
+};
+
+export async function buildApp({ config, database, logger }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: logger ?? { level: config.logLevel, serializers: logSerializers },
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  loadDefinitions();
+  app.decorate('config', config);
+  app.decorate('repo', database ? new Repository(database.db) : (undefined as unknown as Repository));
+  app.decorateRequest('fhirMediaType', 'application/fhir+json');
+  app.decorateRequest('fhirBody', undefined);
+
+  // Resource bodies are validated against the R4 JSON schemas with their own Ajv: no type
+  // coercion and no silent removal of unknown properties, every error reported.
+  const schemas = fhirSchemas();
+  const bodyAjv = new Ajv({ strict: false, allErrors: true });
+  const paramAjv = new Ajv({ strict: false, coerceTypes: 'array', useDefaults: true });
+  for (const schema of schemas) {
+    app.addSchema(schema);
+    bodyAjv.addSchema(schema);
+  }
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+  // Responses are sent pre-serialised; schemas there are documentation.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(FHIR_BODY_TYPES, { parseAs: 'string' }, (req, body, done) => {
+    try {
+      if (!(body as string).trim()) return done(Object.assign(new Error('empty'), { code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }), undefined);
+      req.fhirBody = parseFhirJson(body as string);
+      done(null, req.fhirBody.plain);
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    if (req.url.startsWith('/fhir')) {
+      const format = new URLSearchParams(req.url.split('?')[1] ?? '').get('_format') ?? undefined;
+      req.fhirMediaType = negotiate(format, req.headers.accept);
+    }
+  });
+
+  registerErrorHandling(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Fascia FHIR R4 API',
+        version: '0.1.0',
+        description:
+          'A FHIR R4 (4.0.1) server for soft-tissue therapy records: sessions as Procedure, measurements as Observation. ' +
+          'Bodies are FHIR JSON (application/fhir+json). Every error is an OperationOutcome.',
+      },
+      servers: [{ url: config.baseUrl }],
+      tags: [{ name: 'System' }, { name: 'Health' }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes, { database });
+  const methods = methodNotAllowedRoutes(app);
+  await app.register(systemRoutes);
+  await app.register(resourceRoutes);
+  await app.register(async () => methods.register());
+  return app;
+}

@@ -1,0 +1,70 @@
+import { envSchema } from 'env-schema';
+
+/** Everything Fascia reads from the environment, typed and checked once at start. */
+export interface Config {
+  port: number;
+  host: string;
+  /** Public URL used in Location, fullUrl and paging links; no trailing slash. */
+  baseUrl: string;
+  /** postgres://… of an external server; undefined → embedded Postgres under dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Largest accepted request body, in bytes. */
+  bodyLimit: number;
+  /** Connections in the pg pool. */
+  dbPoolSize: number;
+}
+
+interface RawEnv {
+  PORT: number;
+  HOST: string;
+  BASE_URL?: string;
+  DATABASE_URL?: string;
+  DATA_DIR: string;
+  LOG_LEVEL: Config['logLevel'];
+  BODY_LIMIT: number;
+  DB_POOL_SIZE: number;
+}
+
+const schema = {
+  type: 'object',
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    BASE_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    DATA_DIR: { type: 'string', minLength: 1, default: './data' },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+    },
+    BODY_LIMIT: { type: 'integer', minimum: 1024, default: 50 * 1024 * 1024 },
+    DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+  },
+} as const;
+
+export class ConfigError extends Error {}
+
+/** Reads and checks the environment; throws ConfigError naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: RawEnv;
+  try {
+    raw = envSchema<RawEnv>({ schema, data: env, dotenv: false });
+  } catch (err) {
+    // env-schema says e.g. "env/PORT must be <= 65535"
+    throw new ConfigError(`Invalid configuration: ${(err as Error).message}`);
+  }
+  const port = raw.PORT;
+  return {
+    port,
+    host: raw.HOST,
+    baseUrl: (raw.BASE_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    databaseUrl: raw.DATABASE_URL || undefined,
+    dataDir: raw.DATA_DIR,
+    logLevel: raw.LOG_LEVEL,
+    bodyLimit: raw.BODY_LIMIT,
+    dbPoolSize: raw.DB_POOL_SIZE,
+  };
+}

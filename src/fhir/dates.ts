@@ -1,0 +1,44 @@
+/** A FHIR date/dateTime/instant as the half-open interval [start, end) it covers. */
+export interface DateRange {
+  start: Date;
+  end: Date;
+}
+
+const DATE_TIME =
+  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+
+/**
+ * Parses a FHIR date, dateTime or instant, partial or not, into the interval it
+ * covers: `2024` is the whole year, `2024-03-05T10:00Z` the whole minute. Times
+ * without a zone are read as UTC. Returns undefined for anything malformed or
+ * impossible (month 13, 31 February).
+ */
+export function parseDateRange(text: string): DateRange | undefined {
+  const m = DATE_TIME.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, frac, zone] = m;
+  const year = Number(y);
+  const month = mo ? Number(mo) : 1;
+  const day = d ? Number(d) : 1;
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
+  if (h !== undefined && (Number(h) > 23 || Number(mi) > 59 || (s !== undefined && Number(s) > 59))) return undefined;
+  if (h !== undefined && mi === undefined) return undefined;
+  let offsetMs = 0;
+  if (zone && zone !== 'Z') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    const [zh, zm] = zone.slice(1).split(':').map(Number) as [number, number];
+    if (zh > 14 || zm > 59) return undefined;
+    offsetMs = sign * (zh * 60 + zm) * 60_000;
+  }
+  const ms = frac ? Math.floor(Number(`0${frac}`) * 1000) : 0;
+  const startUtc = Date.UTC(year, month - 1, day, Number(h ?? 0), Number(mi ?? 0), Number(s ?? 0), ms) - offsetMs;
+  const start = new Date(startUtc);
+  let end: Date;
+  if (!mo) end = new Date(Date.UTC(year + 1, 0, 1));
+  else if (!d) end = new Date(Date.UTC(year, month, 1));
+  else if (h === undefined) end = new Date(Date.UTC(year, month - 1, day + 1));
+  else if (s === undefined) end = new Date(startUtc + 60_000);
+  else if (!frac) end = new Date(startUtc + 1000);
+  else end = new Date(startUtc + 1);
+  return { start, end };
+}

@@ -1,0 +1,231 @@
+import { randomUUID } from 'node:crypto';
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { resourceHistory, resources } from '../db/schema.js';
+import type { ParsedJson } from './json.js';
+import { badRequest, conflict, gone, notFound, preconditionFailed } from './outcome.js';
+import { validateResource } from './validation.js';
+
+/** One version of a resource as stored. `content` is null for a deletion. */
+export interface ResourceVersion {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  content: string | null;
+}
+
+export interface HistoryEntry extends ResourceVersion {
+  seq: number;
+  method: string;
+}
+
+export interface WriteResult {
+  version: ResourceVersion;
+  /** True when the write brought the resource into existence (201). */
+  created: boolean;
+}
+
+export interface HistoryQuery {
+  type?: string;
+  id?: string;
+  since?: Date;
+  count: number;
+  /** Return only entries older than this seq (the paging cursor). */
+  before?: number;
+}
+
+/** A drizzle handle or a transaction on it: the repository's writes compose inside either. */
+type Executor = Pick<Db, 'select' | 'insert' | 'update' | 'execute'>;
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export function checkId(id: string): void {
+  if (!ID_PATTERN.test(id)) throw badRequest(`"${id}" is not a valid FHIR id ([A-Za-z0-9-.]{1,64})`, ['id']);
+}
+
+/**
+ * Writes the server's id and meta into the client's resource and serialises it,
+ * keeping decimals' exact text. Incoming meta.versionId and lastUpdated are replaced.
+ */
+function stamp(body: ParsedJson, id: string, versionId: number, lastUpdated: Date): string {
+  const { resourceType, id: _clientId, meta, ...rest } = body.exact as Record<string, unknown>;
+  const stampedMeta = { ...(meta as object | undefined), versionId: String(versionId), lastUpdated: lastUpdated.toISOString() };
+  return JSON.stringify({ resourceType, id, meta: stampedMeta, ...rest });
+}
+
+/** The versioned store: every write is one database transaction (current row + history row). */
+export class Repository {
+  constructor(private readonly db: Db) {}
+
+  async create(type: string, body: ParsedJson, id: string = randomUUID()): Promise<ResourceVersion> {
+    validateResource(body.plain, type);
+    return this.db.transaction(async (tx) => {
+      const version = await this.insertVersion(tx, type, id, 1, body, 'POST', false);
+      if (!version) throw conflict(`${type}/${id} already exists`);
+      return version;
+    });
+  }
+
+  async read(type: string, id: string): Promise<ResourceVersion> {
+    const [row] = await this.db
+      .select()
+      .from(resources)
+      .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
+    if (!row) throw notFound(`${type}/${id} is not known`);
+    if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.versionId})`);
+    return row;
+  }
+
+  /** 404 unless the resource has ever existed (a deleted one still has a history). */
+  async assertExists(type: string, id: string): Promise<void> {
+    const [row] = await this.db
+      .select({ id: resources.id })
+      .from(resources)
+      .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
+    if (!row) throw notFound(`${type}/${id} is not known`);
+  }
+
+  async vread(type: string, id: string, versionId: number): Promise<ResourceVersion> {
+    const [row] = await this.db
+      .select()
+      .from(resourceHistory)
+      .where(and(eq(resourceHistory.resourceType, type), eq(resourceHistory.id, id), eq(resourceHistory.versionId, versionId)));
+    if (!row) throw notFound(`${type}/${id}/_history/${versionId} is not known`);
+    const version = { ...row, deleted: row.content === null };
+    if (version.deleted) throw gone(`${type}/${id}/_history/${versionId} is a deletion`);
+    return version;
+  }
+
+  /**
+   * Update, or create with the client's id when it is new. The current row is locked
+   * (SELECT … FOR UPDATE), so concurrent updates of one resource queue up: each gets
+   * the next versionId, none is lost, and `ifMatch` compares against the locked row.
+   */
+  async update(type: string, id: string, body: ParsedJson, ifMatch?: number): Promise<WriteResult> {
+    checkId(id);
+    const bodyId = (body.plain as { id?: unknown }).id;
+    if (bodyId === undefined) throw badRequest('The resource in an update must carry an id', [`${type}.id`]);
+    if (bodyId !== id) throw badRequest(`The body id "${String(bodyId)}" does not match the URL id "${id}"`, [`${type}.id`]);
+    validateResource(body.plain, type);
+    return this.db.transaction(async (tx) => {
+      for (;;) {
+        const [current] = await tx
+          .select({ versionId: resources.versionId, deleted: resources.deleted })
+          .from(resources)
+          .where(and(eq(resources.resourceType, type), eq(resources.id, id)))
+          .for('update');
+        if (current) {
+          if (ifMatch !== undefined && current.versionId !== ifMatch) {
+            throw preconditionFailed(`If-Match W/"${ifMatch}" does not match the current version W/"${current.versionId}"`);
+          }
+          const version = await this.insertVersion(tx, type, id, current.versionId + 1, body, 'PUT', true);
+          // Reviving a deleted resource brings it back into existence: 201, like a create.
+          return { version: version as ResourceVersion, created: current.deleted };
+        }
+        if (ifMatch !== undefined) throw preconditionFailed(`If-Match W/"${ifMatch}" given but ${type}/${id} does not exist`);
+        // A concurrent create of the same id wins the insert; loop to lock its row and update.
+        const version = await this.insertVersion(tx, type, id, 1, body, 'PUT', false);
+        if (version) return { version, created: true };
+      }
+    });
+  }
+
+  /**
+   * Soft delete: a new version with no content. Deleting an unknown or already deleted
+   * resource changes nothing and returns undefined.
+   */
+  async delete(type: string, id: string): Promise<ResourceVersion | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [current] = await tx
+        .select({ versionId: resources.versionId, deleted: resources.deleted })
+        .from(resources)
+        .where(and(eq(resources.resourceType, type), eq(resources.id, id)))
+        .for('update');
+      if (!current || current.deleted) return undefined;
+      const version: ResourceVersion = {
+        resourceType: type,
+        id,
+        versionId: current.versionId + 1,
+        lastUpdated: new Date(),
+        deleted: true,
+        content: null,
+      };
+      await tx
+        .update(resources)
+        .set({ versionId: version.versionId, lastUpdated: version.lastUpdated, deleted: true, content: null })
+        .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
+      await tx.insert(resourceHistory).values({ ...version, method: 'DELETE' });
+      return version;
+    });
+  }
+
+  /**
+   * Versions newest first, in the global write order. Only versions written by
+   * transactions that finished before the oldest still-running writer began are shown
+   * (txid < snapshot xmin): a slow writer's rows appear later below a reader's cursor
+   * instead of being skipped by it.
+   */
+  async history(q: HistoryQuery): Promise<{ entries: HistoryEntry[]; more: boolean }> {
+    const h = resourceHistory;
+    const conditions = [sql`${h.txid} < pg_snapshot_xmin(pg_current_snapshot())`];
+    if (q.type) conditions.push(eq(h.resourceType, q.type));
+    if (q.id) conditions.push(eq(h.id, q.id));
+    if (q.since) conditions.push(sql`${h.lastUpdated} >= ${q.since.toISOString()}`);
+    if (q.before !== undefined) conditions.push(sql`${h.seq} < ${q.before}`);
+    const rows = await this.db
+      .select({
+        seq: h.seq,
+        resourceType: h.resourceType,
+        id: h.id,
+        versionId: h.versionId,
+        lastUpdated: h.lastUpdated,
+        method: h.method,
+        content: h.content,
+      })
+      .from(h)
+      .where(and(...conditions))
+      .orderBy(desc(h.seq))
+      .limit(q.count + 1);
+    const more = rows.length > q.count;
+    const entries = rows.slice(0, q.count).map((r) => ({ ...r, deleted: r.content === null }));
+    return { entries, more };
+  }
+
+  /**
+   * Writes one version: the current row (insert, or update when `exists`) and its
+   * history row. Returns undefined when a new row lost an insert race to another writer.
+   */
+  private async insertVersion(
+    tx: Executor,
+    type: string,
+    id: string,
+    versionId: number,
+    body: ParsedJson,
+    method: string,
+    exists: boolean,
+  ): Promise<ResourceVersion | undefined> {
+    const lastUpdated = new Date();
+    const version: ResourceVersion = {
+      resourceType: type,
+      id,
+      versionId,
+      lastUpdated,
+      deleted: false,
+      content: stamp(body, id, versionId, lastUpdated),
+    };
+    const row = { resourceType: type, id, versionId, lastUpdated, deleted: false, content: version.content };
+    if (exists) {
+      await tx
+        .update(resources)
+        .set(row)
+        .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
+    } else {
+      const inserted = await tx.insert(resources).values(row).onConflictDoNothing().returning({ id: resources.id });
+      if (!inserted.length) return undefined;
+    }
+    await tx.insert(resourceHistory).values({ ...row, method });
+    return version;
+  }
+}

@@ -1,0 +1,57 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { decodeCursor, encodeCursor } from '../../fhir/cursor.js';
+import { historyEntry, links, serializeBundle } from '../../fhir/bundle.js';
+import { parseDateRange } from '../../fhir/dates.js';
+import { badRequest } from '../../fhir/outcome.js';
+import { sendFhir } from './http.js';
+
+interface HistoryParams {
+  _count: number;
+  _since?: string;
+  _cursor?: string;
+}
+
+const isSeqCursor = (v: Record<string, unknown>): v is { seq: number } => Number.isSafeInteger(v.seq);
+
+/**
+ * history at system (`/_history`), type (`/T/_history`) or instance (`/T/id/_history`)
+ * level: a Bundle of type history, newest first, with a next link while more remain.
+ */
+export async function sendHistory(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  scope: { type?: string; id?: string },
+): Promise<FastifyReply> {
+  const { _count: count, _since, _cursor } = req.query as HistoryParams;
+  let since: Date | undefined;
+  if (_since !== undefined) {
+    since = parseDateRange(_since)?.start;
+    if (!since) throw badRequest(`_since "${_since}" is not a FHIR instant such as 2026-03-10T09:00:00Z`, ['_since']);
+  }
+  const before = _cursor === undefined ? undefined : decodeCursor(_cursor, isSeqCursor).seq;
+  const repo = req.server.repo;
+  if (scope.id && scope.type) await repo.assertExists(scope.type, scope.id);
+  const { entries, more } = await repo.history({ ...scope, since, count, before });
+
+  const base = req.server.config.baseUrl;
+  const path = `${base}/fhir/${[scope.type, scope.id].filter(Boolean).join('/')}${scope.type ? '/' : ''}_history`;
+  const params = new URLSearchParams({ _count: String(count) });
+  if (_since !== undefined) params.set('_since', _since);
+  const self = new URLSearchParams(params);
+  if (_cursor !== undefined) self.set('_cursor', _cursor);
+  let next: string | undefined;
+  if (more) {
+    params.set('_cursor', encodeCursor({ seq: entries[entries.length - 1]!.seq }));
+    next = `${path}?${params}`;
+  }
+  const body = serializeBundle(
+    {
+      resourceType: 'Bundle',
+      type: 'history',
+      meta: { lastUpdated: new Date().toISOString() },
+      link: links(`${path}?${self}`, next),
+    },
+    entries.map((e) => historyEntry(`${base}/fhir`, e)),
+  );
+  return sendFhir(req, reply, 200, body);
+}

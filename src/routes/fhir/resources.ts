@@ -1,0 +1,181 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HOSTED_TYPES, type HostedType } from '../../fhir/registry.js';
+import { outcome, issue } from '../../fhir/outcome.js';
+import { examples } from '../../openapi/examples.js';
+import { sendHistory } from './history.js';
+import { parseETag, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
+import { CONSUMES, ID, PRODUCES, errorResponses, formatQuery, historyQuery, outcomeResponse, preferHeader } from './schemas.js';
+
+interface IdParams {
+  id: string;
+}
+interface VersionParams extends IdParams {
+  vid: number;
+}
+
+/** create, read, vread, update, delete and history for each hosted type. */
+export async function resourceRoutes(app: FastifyInstance): Promise<void> {
+  for (const hosted of HOSTED_TYPES) registerType(app, hosted);
+}
+
+function registerType(app: FastifyInstance, { type, description }: HostedType): void {
+  const tags = [type];
+  const resource = { $ref: `${type}#` };
+  const example = examples[type];
+  const body = example ? { ...resource, examples: [example] } : resource;
+  const base = `/fhir/${type}`;
+  const location = (id: string, vid: number) => `${app.config.baseUrl}/fhir/${type}/${id}/_history/${vid}`;
+
+  app.post(
+    base,
+    {
+      schema: {
+        tags,
+        summary: `Create a ${type}`,
+        description: `${description} The server assigns the id; a body id is ignored.`,
+        consumes: CONSUMES,
+        produces: PRODUCES,
+        querystring: formatQuery,
+        headers: { type: 'object', properties: { prefer: preferHeader } },
+        body,
+        response: { 201: { ...resource, description: 'Created' }, ...errorResponses, 415: outcomeResponse('Body is not FHIR JSON') },
+      },
+    },
+    async (req, reply) => {
+      const version = await app.repo.create(type, req.fhirBody!);
+      versionHeaders(reply, version, location(version.id, version.versionId));
+      return sendWritten(req, reply, 201, version, `Created ${type}/${version.id}`);
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    `${base}/:id`,
+    {
+      schema: {
+        tags,
+        summary: `Read a ${type}`,
+        produces: PRODUCES,
+        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        querystring: formatQuery,
+        response: { 200: resource, 304: { description: 'Not modified (If-None-Match)', type: 'null' }, ...errorResponses, 410: outcomeResponse('Deleted') },
+      },
+    },
+    async (req, reply) => {
+      const version = await app.repo.read(type, req.params.id);
+      versionHeaders(reply, version);
+      const inm = req.headers['if-none-match'];
+      if (inm && parseETag(inm, 'If-None-Match') === version.versionId) return reply.code(304).send();
+      return sendFhir(req, reply, 200, version.content!);
+    },
+  );
+
+  app.get<{ Params: VersionParams }>(
+    `${base}/:id/_history/:vid`,
+    {
+      schema: {
+        tags,
+        summary: `Read one version of a ${type} (vread)`,
+        produces: PRODUCES,
+        params: {
+          type: 'object',
+          properties: { id: ID, vid: { type: 'integer', minimum: 1, description: 'versionId' } },
+          required: ['id', 'vid'],
+        },
+        querystring: formatQuery,
+        response: { 200: resource, ...errorResponses, 410: outcomeResponse('That version is a deletion') },
+      },
+    },
+    async (req, reply) => {
+      const version = await app.repo.vread(type, req.params.id, req.params.vid);
+      versionHeaders(reply, version);
+      return sendFhir(req, reply, 200, version.content!);
+    },
+  );
+
+  app.put<{ Params: IdParams }>(
+    `${base}/:id`,
+    {
+      schema: {
+        tags,
+        summary: `Update a ${type}, or create it with this id`,
+        description: 'The body id must equal the URL id. If-Match: W/"n" makes the update conditional on the current version.',
+        consumes: CONSUMES,
+        produces: PRODUCES,
+        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        querystring: formatQuery,
+        headers: {
+          type: 'object',
+          properties: { prefer: preferHeader, 'if-match': { type: 'string', description: 'W/"<versionId>"' } },
+        },
+        body,
+        response: {
+          200: { ...resource, description: 'Updated' },
+          201: { ...resource, description: 'Created with the client-chosen id' },
+          ...errorResponses,
+          412: outcomeResponse('If-Match does not match the current version'),
+          415: outcomeResponse('Body is not FHIR JSON'),
+        },
+      },
+    },
+    async (req, reply) => {
+      const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
+      const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, ifMatch);
+      versionHeaders(reply, version, location(version.id, version.versionId));
+      return sendWritten(req, reply, created ? 201 : 200, version, `${created ? 'Created' : 'Updated'} ${type}/${version.id}`);
+    },
+  );
+
+  app.delete<{ Params: IdParams }>(
+    `${base}/:id`,
+    {
+      schema: {
+        tags,
+        summary: `Delete a ${type}`,
+        description: 'Soft delete: reads then answer 410, history keeps the deletion, a later PUT revives it. Deleting an unknown or deleted id also answers 200.',
+        produces: PRODUCES,
+        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        querystring: formatQuery,
+        response: { 200: outcomeResponse('Deleted (or nothing to delete)'), 204: { description: 'Deleted (Prefer: return=minimal)', type: 'null' }, ...errorResponses },
+      },
+    },
+    async (req, reply) => deleteResource(app, type, req, reply),
+  );
+
+  app.get<{ Params: IdParams }>(
+    `${base}/:id/_history`,
+    {
+      schema: {
+        tags,
+        summary: `History of one ${type}`,
+        produces: PRODUCES,
+        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        querystring: historyQuery,
+        response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
+      },
+    },
+    async (req, reply) => sendHistory(req, reply, { type, id: req.params.id }),
+  );
+
+  app.get(
+    `${base}/_history`,
+    {
+      schema: {
+        tags,
+        summary: `History of all ${type} resources`,
+        description: 'Newest first; deletions appear as entries with request.method DELETE. Follow the next link to page.',
+        produces: PRODUCES,
+        querystring: historyQuery,
+        response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
+      },
+    },
+    async (req, reply) => sendHistory(req, reply, { type }),
+  );
+}
+
+async function deleteResource(app: FastifyInstance, type: string, req: FastifyRequest<{ Params: IdParams }>, reply: FastifyReply) {
+  const version = await app.repo.delete(type, req.params.id);
+  if (version) reply.header('etag', `W/"${version.versionId}"`);
+  if (preferReturn(req) === 'minimal') return reply.code(204).send();
+  const text = version ? `Deleted ${type}/${req.params.id}` : `${type}/${req.params.id} did not exist or was already deleted`;
+  return sendFhir(req, reply, 200, outcome([issue('information', 'informational', text)]));
+}

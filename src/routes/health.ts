@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { MIGRATIONS_DIR } from '../db/migrate.js';
+
+const status = {
+  type: 'object',
+  properties: { status: { type: 'string' }, reason: { type: 'string' } },
+};
+
+/** The number of migrations this build ships, to compare with those applied. */
+function shippedMigrations(): number {
+  const journal = JSON.parse(readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] };
+  return journal.entries.length;
+}
+
+/** `/healthz`: the process is up. `/readyz`: the database answers and every migration is applied. */
+export async function healthRoutes(app: FastifyInstance, { database }: { database?: Database }): Promise<void> {
+  const expected = shippedMigrations();
+  app.get('/healthz', { schema: { tags: ['Health'], summary: 'Liveness', response: { 200: status } } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/readyz',
+    { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied', response: { 200: status, 503: status } } },
+    async (_req, reply) => {
+      try {
+        if (!database) throw new Error('no database');
+        const result = await database.db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`);
+        const applied = (result.rows[0] as { n: number }).n;
+        if (applied < expected) return reply.code(503).send({ status: 'unavailable', reason: `${applied}/${expected} migrations applied` });
+        return { status: 'ready' };
+      } catch {
+        return reply.code(503).send({ status: 'unavailable', reason: 'database unreachable' });
+      }
+    },
+  );
+}
