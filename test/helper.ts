@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { openDatabase, openPool, type Database } from '../src/db/client.js';
+import { runMigrations } from '../src/db/migrate.js';
+import * as schema from '../src/db/schema.js';
+
+/** What `t` must offer: tap's Test, reduced to the one method the helpers use. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export const usingExternalDatabase = Boolean(process.env.DATABASE_URL);
+
+/**
+ * A migrated, empty database for one test file: a fresh `fascia_test_*` database on
+ * DATABASE_URL's server when it is set, otherwise a fresh embedded Postgres cluster in
+ * a temporary directory (the zero-setup path users get). Dropped at teardown.
+ */
+export async function testDatabase(t: Teardown): Promise<Database> {
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fascia-test-'));
+    const database = await openDatabase({ dataDir: dir, poolSize: 20 });
+    await runMigrations(database.pool);
+    t.teardown(async () => {
+      await database.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return database;
+  }
+  const name = `fascia_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const dbUrl = new URL(url);
+  dbUrl.pathname = `/${name}`;
+  const pool = openPool(dbUrl.toString(), 20);
+  await runMigrations(pool);
+  const database: Database = { db: drizzle(pool, { schema }), pool, kind: 'external', close: () => pool.end() };
+  t.teardown(async () => {
+    await database.close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.end();
+  });
+  return database;
+}
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({}), baseUrl: 'http://fascia.test', logLevel: 'silent', ...overrides };
+}
+
+/** An app on a fresh database, closed at teardown. */
+export async function buildTestApp(
+  t: Teardown,
+  options: { config?: Partial<Config>; database?: Database } = {},
+): Promise<{ app: FastifyInstance; database: Database }> {
+  const database = options.database ?? (await testDatabase(t));
+  const app = await buildApp({ config: testConfig(options.config), database, logger: false });
+  t.teardown(() => app.close());
+  await app.ready();
+  return { app, database };
+}
+
+export const FHIR = 'application/fhir+json';
+
+/** Headers for a FHIR JSON request body. */
+export const fhirHeaders = (extra: Record<string, string> = {}) => ({ 'content-type': FHIR, ...extra });
+
+export function patient(family = 'Okafor'): Record<string, unknown> {
+  return { resourceType: 'Patient', name: [{ family, given: ['Ada'] }], gender: 'female', birthDate: '1984-06-02' };
+}
