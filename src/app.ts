@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { parseFhirJson } from './fhir/json.js';
+import { issue, outcome } from './fhir/outcome.js';
 import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
 import { fhirSchemas } from './openapi/fhir-schemas.js';
@@ -14,6 +15,7 @@ import { healthRoutes } from './routes/health.js';
 import { negotiate } from './routes/fhir/http.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
+import { searchRoutes } from './routes/fhir/search.js';
 import { systemRoutes } from './routes/fhir/system.js';
 import './types.js';
 
@@ -38,10 +40,16 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true },
+    // Requests Node cannot even parse (raw non-ASCII in the URL, broken headers) still get an OperationOutcome.
+    clientErrorHandler: (err, socket) => {
+      if (!socket.writable) return;
+      const body = JSON.stringify(outcome([issue('error', 'structure', `Malformed HTTP request: ${(err as { code?: string }).code ?? 'bad request'}`)]));
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/fhir+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
   });
   loadDefinitions();
   app.decorate('config', config);
-  app.decorate('repo', database ? new Repository(database.db) : (undefined as unknown as Repository));
+  app.decorate('repo', database ? new Repository(database.db, config.baseUrl) : (undefined as unknown as Repository));
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);
 
@@ -68,6 +76,9 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
       done(err as Error, undefined);
     }
   });
+
+  // POST [type]/_search sends its parameters as a form.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -100,6 +111,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   await app.register(healthRoutes, { database });
   const methods = methodNotAllowedRoutes(app);
   await app.register(systemRoutes);
+  await app.register(searchRoutes);
   await app.register(resourceRoutes);
   await app.register(async () => methods.register());
   return app;

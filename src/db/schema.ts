@@ -4,6 +4,7 @@ import {
   boolean,
   customType,
   index,
+  numeric,
   integer,
   pgTable,
   primaryKey,
@@ -32,7 +33,8 @@ export const resources = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.resourceType, t.id] }),
-    index('resources_type_last_updated_idx').on(t.resourceType, t.lastUpdated),
+    // _sort=_lastUpdated with keyset paging: (lastUpdated, id) in either direction.
+    index('resources_type_last_updated_idx').on(t.resourceType, t.lastUpdated, t.id).where(sql`NOT ${t.deleted}`),
   ],
 );
 
@@ -58,5 +60,129 @@ export const resourceHistory = pgTable(
     uniqueIndex('resource_history_version_idx').on(t.resourceType, t.id, t.versionId),
     index('resource_history_type_seq_idx').on(t.resourceType, t.seq),
     index('resource_history_last_updated_idx').on(t.lastUpdated),
+  ],
+);
+
+/*
+ * Search index tables: one row per value a search parameter extracts from the current
+ * version of a resource (rewritten on every write, removed on delete). Searches read
+ * these with ordinary btree indexes and never look inside the JSON.
+ */
+const indexKey = {
+  resourceType: text('resource_type').notNull(),
+  resourceId: text('resource_id').notNull(),
+  param: text('param').notNull(),
+};
+
+/** token: system|code, with the display/text (normalised) for :text. */
+export const searchToken = pgTable(
+  'search_token',
+  {
+    ...indexKey,
+    system: text('system'),
+    code: text('code'),
+    text: text('text'),
+  },
+  (t) => [
+    index('search_token_value_idx').on(t.resourceType, t.param, t.code, t.system),
+    index('search_token_resource_idx').on(t.resourceId, t.param),
+  ],
+);
+
+/** string: the value lower-cased without accents (`norm`, starts-with) and as written (`raw`, :exact). */
+export const searchString = pgTable(
+  'search_string',
+  {
+    ...indexKey,
+    norm: text('norm').notNull(),
+    raw: text('raw').notNull(),
+  },
+  (t) => [
+    index('search_string_value_idx').on(t.resourceType, t.param, sql`${t.norm} text_pattern_ops`),
+    index('search_string_resource_idx').on(t.resourceId, t.param),
+  ],
+);
+
+/** date: the instant range [start, end) a date, dateTime, instant or Period covers. */
+export const searchDate = pgTable(
+  'search_date',
+  {
+    ...indexKey,
+    start: timestamp('start', { withTimezone: true, precision: 3 }).notNull(),
+    end: timestamp('end', { withTimezone: true, precision: 3 }).notNull(),
+  },
+  (t) => [
+    index('search_date_value_idx').on(t.resourceType, t.param, t.start),
+    index('search_date_resource_idx').on(t.resourceId, t.param),
+  ],
+);
+
+/** reference: local targets as type + id; anything else (absolute, canonical) in `url`. */
+export const searchReference = pgTable(
+  'search_reference',
+  {
+    ...indexKey,
+    targetType: text('target_type'),
+    targetId: text('target_id'),
+    url: text('url'),
+  },
+  (t) => [
+    index('search_reference_target_idx').on(t.resourceType, t.param, t.targetId, t.targetType),
+    index('search_reference_resource_idx').on(t.resourceId, t.param),
+    index('search_reference_reverse_idx').on(t.targetType, t.targetId),
+  ],
+);
+
+/** number and quantity: the value, with the quantity's system and code. */
+export const searchNumber = pgTable(
+  'search_number',
+  {
+    ...indexKey,
+    value: numeric('value').notNull(),
+    system: text('system'),
+    code: text('code'),
+  },
+  (t) => [
+    index('search_number_value_idx').on(t.resourceType, t.param, t.value),
+    index('search_number_resource_idx').on(t.resourceId, t.param),
+  ],
+);
+
+/** uri: exact value. */
+export const searchUri = pgTable(
+  'search_uri',
+  {
+    ...indexKey,
+    value: text('value').notNull(),
+  },
+  (t) => [
+    index('search_uri_value_idx').on(t.resourceType, t.param, t.value),
+    index('search_uri_resource_idx').on(t.resourceId, t.param),
+  ],
+);
+
+/**
+ * composite (e.g. Observation code-value-quantity): one row per pair of a code and
+ * the value found in the same element, so `code$value` matches only values measured
+ * for that code.
+ */
+export const searchComposite = pgTable(
+  'search_composite',
+  {
+    ...indexKey,
+    system: text('system'),
+    code: text('code'),
+    /** quantity value (number), or null */
+    num: numeric('num'),
+    /** quantity system|code, or concept system|code, of the second component */
+    valueSystem: text('value_system'),
+    valueCode: text('value_code'),
+    start: timestamp('start', { withTimezone: true, precision: 3 }),
+    end: timestamp('end', { withTimezone: true, precision: 3 }),
+    str: text('str'),
+  },
+  (t) => [
+    index('search_composite_value_idx').on(t.resourceType, t.param, t.code, t.system),
+    index('search_composite_resource_idx').on(t.resourceId, t.param),
   ],
 );

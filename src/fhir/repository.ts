@@ -4,6 +4,8 @@ import type { Db } from '../db/client.js';
 import { resourceHistory, resources } from '../db/schema.js';
 import type { ParsedJson } from './json.js';
 import { badRequest, conflict, gone, notFound, preconditionFailed } from './outcome.js';
+import { indexResource } from './search/indexer.js';
+import { writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
 
 /** One version of a resource as stored. `content` is null for a deletion. */
@@ -57,7 +59,11 @@ function stamp(body: ParsedJson, id: string, versionId: number, lastUpdated: Dat
 
 /** The versioned store: every write is one database transaction (current row + history row). */
 export class Repository {
-  constructor(private readonly db: Db) {}
+  /** `baseUrl` tells which absolute references point at this server (for the reference index). */
+  constructor(
+    readonly db: Db,
+    private readonly baseUrl: string,
+  ) {}
 
   async create(type: string, body: ParsedJson, id: string = randomUUID()): Promise<ResourceVersion> {
     validateResource(body.plain, type);
@@ -157,6 +163,7 @@ export class Repository {
         .set({ versionId: version.versionId, lastUpdated: version.lastUpdated, deleted: true, content: null })
         .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
       await tx.insert(resourceHistory).values({ ...version, method: 'DELETE' });
+      await writeIndexes(tx, type, [{ id, rows: null }]);
       return version;
     });
   }
@@ -226,6 +233,8 @@ export class Repository {
       if (!inserted.length) return undefined;
     }
     await tx.insert(resourceHistory).values({ ...row, method });
+    const rows = indexResource(type, body.plain as Record<string, unknown>, this.baseUrl);
+    await writeIndexes(tx, type, [{ id, rows }], !exists);
     return version;
   }
 }

@@ -1,0 +1,67 @@
+import type { Db } from '../../db/client.js';
+import { serializeBundle, type RawEntry } from '../bundle.js';
+import { badRequest, issue, outcome } from '../outcome.js';
+import { countMatches, cursorFor, estimateMatches, searchPage } from './engine.js';
+import { parseSearchRequest, type SearchRequest } from './request.js';
+import { includes, shape } from './results.js';
+
+export interface SearchOptions {
+  baseUrl: string;
+  /** Prefer: handling=strict — unknown parameters are an error instead of being ignored. */
+  strict: boolean;
+}
+
+/** The parameters that shaped the result, as they go into self/next/previous links. */
+function appliedParams(req: SearchRequest, raw: [string, string][]): URLSearchParams {
+  const out = new URLSearchParams();
+  for (const f of req.filters) out.append(f.name, f.raw);
+  for (const [name, value] of raw) {
+    if (name.startsWith('_') && name !== '_cursor' && name !== '_format' && name !== '_pretty' && !req.ignored.includes(name) && !req.filters.some((f) => f.name === name)) {
+      out.append(name, value);
+    }
+  }
+  return out;
+}
+
+/** Runs a search and returns the searchset Bundle as JSON text. */
+export async function search(db: Db, type: string, params: [string, string][], options: SearchOptions): Promise<string> {
+  const req = parseSearchRequest(type, params, options.baseUrl);
+  if (options.strict && req.ignored.length) {
+    throw badRequest(`Unknown or unsupported search parameters: ${req.ignored.join(', ')}`, req.ignored);
+  }
+  const url = `${options.baseUrl}/fhir/${type}`;
+  const applied = appliedParams(req, params);
+  const link = (extra?: [string, string]) => {
+    const p = new URLSearchParams(applied);
+    if (extra) p.set(...extra);
+    const q = p.toString();
+    return q ? `${url}?${q}` : url;
+  };
+
+  if (req.summary === 'count') {
+    const total = await countMatches(db, req);
+    return serializeBundle({ resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: link() }] }, []);
+  }
+
+  const page = await searchPage(db, req);
+  const included = await includes(db, req, page.matches);
+  let total: number | undefined;
+  if (req.total === 'accurate') total = await countMatches(db, req);
+  else if (!req.cursor && !page.hasNext) total = page.matches.length; // the whole result is on this page
+  else if (req.total === 'estimate') total = await estimateMatches(db, req);
+
+  const links = [{ relation: 'self', url: link(req.cursor ? ['_cursor', req.cursor] : undefined) }];
+  if (page.hasNext && page.last) links.push({ relation: 'next', url: link(['_cursor', cursorFor(page.last, 'n')]) });
+  if (page.hasPrevious && page.first) links.push({ relation: 'previous', url: link(['_cursor', cursorFor(page.first, 'p')]) });
+
+  const entry = (mode: 'match' | 'include') => (row: (typeof page.matches)[number]): RawEntry => ({
+    resource: shape(row, req),
+    fields: { fullUrl: `${options.baseUrl}/fhir/${row.resourceType}/${row.id}`, search: { mode } },
+  });
+  const entries = [...page.matches.map(entry('match')), ...included.map(entry('include'))];
+  if (req.ignored.length) {
+    const warning = outcome([issue('warning', 'not-supported', `Ignored unknown or unsupported search parameters: ${req.ignored.join(', ')}`)]);
+    entries.push({ resource: JSON.stringify(warning), fields: { search: { mode: 'outcome' } } });
+  }
+  return serializeBundle({ resourceType: 'Bundle', type: 'searchset', ...(total !== undefined ? { total } : {}), link: links }, entries);
+}

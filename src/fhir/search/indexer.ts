@@ -1,0 +1,191 @@
+import { parseDateRange } from '../dates.js';
+import { searchParams, type SearchParamDef, type SearchParamType } from './params.js';
+import type { Typed } from './paths.js';
+
+/** Index rows of one resource, grouped by index table. */
+export interface IndexRows {
+  token: { param: string; system: string | null; code: string | null; text: string | null }[];
+  string: { param: string; norm: string; raw: string }[];
+  date: { param: string; start: Date; end: Date }[];
+  reference: { param: string; targetType: string | null; targetId: string | null; url: string | null }[];
+  number: { param: string; value: string; system: string | null; code: string | null }[];
+  uri: { param: string; value: string }[];
+  composite: {
+    param: string;
+    system: string | null;
+    code: string | null;
+    num: string | null;
+    valueSystem: string | null;
+    valueCode: string | null;
+    start: Date | null;
+    end: Date | null;
+    str: string | null;
+  }[];
+}
+
+export const emptyRows = (): IndexRows => ({ token: [], string: [], date: [], reference: [], number: [], uri: [], composite: [] });
+
+/** Lower case without accents: the form string search compares. */
+export function normalizeString(s: string): string {
+  return s.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+}
+
+const MIN_DATE = new Date('0001-01-01T00:00:00Z');
+const MAX_DATE = new Date('9999-12-31T23:59:59.999Z');
+
+interface Token {
+  system: string | null;
+  code: string | null;
+  text: string | null;
+}
+
+type Obj = Record<string, unknown>;
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+
+/** Token values of one typed value: codings of a CodeableConcept, an Identifier, a code… */
+export function tokens({ type, value }: Typed): Token[] {
+  if (value === null || value === undefined) return [];
+  if (typeof value !== 'object') return [{ system: null, code: String(value), text: null }];
+  const v = value as Obj;
+  switch (type) {
+    case 'CodeableConcept': {
+      const text = str(v.text);
+      const out = ((v.coding as Obj[] | undefined) ?? []).map((c) => ({
+        system: str(c.system),
+        code: str(c.code),
+        text: str(c.display) ? normalizeString(c.display as string) : null,
+      }));
+      // The concept's text answers :text even when no coding carries it.
+      if (text) out.push({ system: null, code: null, text: normalizeString(text) });
+      return out;
+    }
+    case 'Coding':
+      return [{ system: str(v.system), code: str(v.code), text: str(v.display) ? normalizeString(v.display as string) : null }];
+    case 'Identifier':
+      return [{ system: str(v.system), code: str(v.value), text: str((v.type as Obj | undefined)?.text) ? normalizeString((v.type as Obj).text as string) : null }];
+    case 'ContactPoint':
+      return [{ system: str(v.system), code: str(v.value), text: null }];
+    default:
+      return [];
+  }
+}
+
+/** Identifier types as extra token rows under `<param>:of-type`: code = typeSystem|typeCode|value. */
+function ofTypeTokens({ type, value }: Typed): Token[] {
+  if (type !== 'Identifier') return [];
+  const v = value as Obj;
+  const codings = ((v.type as Obj | undefined)?.coding as Obj[] | undefined) ?? [];
+  return codings.map((c) => ({ system: null, code: `${str(c.system) ?? ''}|${str(c.code) ?? ''}|${str(v.value) ?? ''}`, text: null }));
+}
+
+function strings({ type, value }: Typed): string[] {
+  if (typeof value === 'string') return [value];
+  if (typeof value !== 'object' || value === null) return [];
+  const v = value as Obj;
+  const fields =
+    type === 'HumanName'
+      ? ['text', 'family', 'given', 'prefix', 'suffix']
+      : type === 'Address'
+        ? ['text', 'line', 'city', 'district', 'state', 'postalCode', 'country']
+        : ['text'];
+  return fields.flatMap((f) => [v[f]].flat()).filter((s): s is string => typeof s === 'string' && s !== '');
+}
+
+function dates({ type, value }: Typed): { start: Date; end: Date }[] {
+  if (typeof value === 'string') {
+    const r = parseDateRange(value);
+    return r ? [r] : [];
+  }
+  if (type === 'Period' && value && typeof value === 'object') {
+    const p = value as { start?: string; end?: string };
+    const start = p.start ? parseDateRange(p.start)?.start : MIN_DATE;
+    const end = p.end ? parseDateRange(p.end)?.end : MAX_DATE;
+    return start && end ? [{ start, end }] : [];
+  }
+  return [];
+}
+
+const LOCAL_REF = /^(?:(.+)\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
+
+/**
+ * A reference as (type, id) when it names a resource on this server (`Patient/1` or
+ * `<baseUrl>/fhir/Patient/1`); anything else (another server, urn:, canonical) as a URL.
+ */
+export function referenceTarget(ref: string, baseUrl: string): { targetType: string | null; targetId: string | null; url: string | null } {
+  const m = LOCAL_REF.exec(ref);
+  if (m && (!m[1] || m[1] === `${baseUrl}/fhir`)) return { targetType: m[2]!, targetId: m[3]!, url: null };
+  return { targetType: null, targetId: null, url: ref };
+}
+
+function numbers({ type, value }: Typed): { value: string; system: string | null; code: string | null }[] {
+  if (typeof value === 'number') return [{ value: String(value), system: null, code: null }];
+  if (value && typeof value === 'object' && ['Quantity', 'Age', 'Duration', 'Distance', 'Count', 'SimpleQuantity', 'Money'].includes(type)) {
+    const q = value as Obj;
+    if (typeof q.value !== 'number') return [];
+    return [{ value: String(q.value), system: str(q.system), code: str(q.code) ?? str(q.currency) }];
+  }
+  return [];
+}
+
+function addValue(rows: IndexRows, def: SearchParamDef, type: SearchParamType, v: Typed, baseUrl: string): void {
+  const param = def.code;
+  switch (type) {
+    case 'token':
+      for (const t of tokens(v)) rows.token.push({ param, ...t });
+      for (const t of ofTypeTokens(v)) rows.token.push({ param: `${param}:of-type`, ...t });
+      break;
+    case 'string':
+      for (const s of strings(v)) rows.string.push({ param, norm: normalizeString(s), raw: s });
+      break;
+    case 'date':
+      for (const d of dates(v)) rows.date.push({ param, ...d });
+      break;
+    case 'reference': {
+      if (typeof v.value === 'string') {
+        rows.reference.push({ param, ...referenceTarget(v.value, baseUrl) });
+        break;
+      }
+      const r = v.value as { reference?: unknown; identifier?: Typed['value'] };
+      if (typeof r?.reference === 'string') rows.reference.push({ param, ...referenceTarget(r.reference, baseUrl) });
+      if (r?.identifier) for (const t of tokens({ type: 'Identifier', value: r.identifier })) rows.token.push({ param: `${param}:identifier`, ...t });
+      break;
+    }
+    case 'number':
+    case 'quantity':
+      for (const n of numbers(v)) rows.number.push({ param, ...n });
+      break;
+    case 'uri':
+      if (typeof v.value === 'string') rows.uri.push({ param, value: v.value });
+      break;
+  }
+}
+
+function addComposite(rows: IndexRows, def: SearchParamDef, node: Typed): void {
+  const [first, second] = def.components!;
+  const secondType = def.componentTypes![1];
+  for (const codeValue of first(node)) {
+    for (const code of tokens(codeValue)) {
+      if (!code.code) continue;
+      for (const v of second(node)) {
+        const base = { param: def.code, system: code.system, code: code.code, num: null, valueSystem: null, valueCode: null, start: null, end: null, str: null };
+        if (secondType === 'quantity') for (const n of numbers(v)) rows.composite.push({ ...base, num: n.value, valueSystem: n.system, valueCode: n.code });
+        if (secondType === 'token') for (const t of tokens(v)) rows.composite.push({ ...base, valueSystem: t.system, valueCode: t.code });
+        if (secondType === 'date') for (const d of dates(v)) rows.composite.push({ ...base, ...d });
+        if (secondType === 'string') for (const s of strings(v)) rows.composite.push({ ...base, str: normalizeString(s) });
+      }
+    }
+  }
+}
+
+/** Every index row the search parameters of its type extract from a resource. */
+export function indexResource(type: string, resource: Record<string, unknown>, baseUrl: string): IndexRows {
+  const rows = emptyRows();
+  for (const def of searchParams(type).values()) {
+    if (!def.extract) continue;
+    for (const v of def.extract(resource)) {
+      if (def.type === 'composite') addComposite(rows, def, v);
+      else addValue(rows, def, def.type, v, baseUrl);
+    }
+  }
+  return rows;
+}

