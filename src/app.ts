@@ -13,6 +13,7 @@ import { fhirSchemas } from './openapi/fhir-schemas.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { negotiate } from './routes/fhir/http.js';
+import { conformanceRoutes } from './routes/fhir/conformance.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
@@ -101,7 +102,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
           'Bodies are FHIR JSON (application/fhir+json). Every error is an OperationOutcome.',
       },
       servers: [{ url: config.baseUrl }],
-      tags: [{ name: 'System' }, { name: 'Health' }],
+      tags: [{ name: 'System' }, { name: 'Conformance' }, { name: 'Health' }],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -111,6 +112,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   await app.register(healthRoutes, { database });
   const methods = methodNotAllowedRoutes(app);
   await app.register(systemRoutes);
+  await app.register(conformanceRoutes);
   await app.register(searchRoutes);
   await app.register(resourceRoutes);
   await app.register(async () => methods.register());

@@ -1,5 +1,14 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import { HOSTED_TYPES } from './registry.js';
+import { searchParams } from './search/params.js';
+import { DEFAULT_COUNT, DEFAULT_TOTAL, MAX_COUNT } from './search/request.js';
+
+/** Reference parameters of `source` that may point at `target`. */
+function referencesTo(source: string, target: string): string[] {
+  return [...searchParams(source).values()]
+    .filter((d) => d.type === 'reference' && (d.target.length === 0 || d.target.includes(target)))
+    .map((d) => `${source}:${d.code}`);
+}
 
 const VERSION = '0.1.0';
 
@@ -19,6 +28,7 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
       { code: 'history-instance' },
       { code: 'history-type' },
       { code: 'create' },
+      { code: 'search-type' },
     ],
     versioning: 'versioned-update',
     readHistory: true,
@@ -27,6 +37,14 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
     conditionalRead: 'not-supported',
     conditionalUpdate: false,
     conditionalDelete: 'not-supported',
+    searchParam: [...searchParams(type).values()].map((d) => ({
+      name: d.code,
+      type: d.type as 'token',
+      definition: d.url,
+      documentation: d.description,
+    })),
+    searchInclude: ['*', ...[...searchParams(type).values()].filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`)],
+    searchRevInclude: HOSTED_TYPES.flatMap((t) => referencesTo(t.type, type)),
   }));
   return {
     resourceType: 'CapabilityStatement',
@@ -42,7 +60,12 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
     rest: [
       {
         mode: 'server',
-        documentation: 'JSON only. Deletes are soft; history includes them. Versions are integers from 1 (ETag W/"n").',
+        documentation:
+          'JSON only. Deletes are soft; history includes them. Versions are integers from 1 (ETag W/"n"). ' +
+          `Search: GET [type]?… or POST [type]/_search; _count defaults to ${DEFAULT_COUNT} (at most ${MAX_COUNT}); ` +
+          `_total defaults to ${DEFAULT_TOTAL} (the exact total is given anyway when every match fits on the first page); ` +
+          'paging by opaque keyset cursor (next and previous links); unknown parameters are ignored unless Prefer: handling=strict. ' +
+          'Not supported: chained parameters, _has, _text, _content, :above/:below/:in/:not-in on tokens.',
         resource,
         interaction: [{ code: 'history-system' }],
       },
