@@ -65,36 +65,56 @@ function expand(url: string): Set<string> | null {
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
-/**
- * Checks every `code` element that has a required binding against its value set:
- * @medplum/core checks structure and cardinality but not code values (e.g. a Procedure
- * status of "bogus"). Codes whose value set needs a terminology server are not checked.
- */
-function checkRequiredCodes(value: unknown, schema: InternalTypeSchema, path: string, out: OperationOutcomeIssue[]): void {
-  if (typeof value !== 'object' || value === null) return;
-  const obj = value as Record<string, unknown>;
+/** What a JSON property of a type holds: its type code and, for codes, the required value set. */
+interface PropertyInfo {
+  typeCode: string;
+  valueSet?: string;
+}
+
+const propertyMaps = new Map<string, Map<string, PropertyInfo>>();
+
+/** JSON property name → type (choice elements expanded: value[x] → valueQuantity…), per type, cached. */
+function propertiesOf(schema: InternalTypeSchema): Map<string, PropertyInfo> {
+  let map = propertyMaps.get(schema.name);
+  if (map) return map;
+  map = new Map();
   for (const [key, element] of Object.entries(schema.elements)) {
     const choice = key.endsWith('[x]');
     for (const type of element.type) {
       const prop = choice ? key.slice(0, -3) + capitalize(type.code) : key;
-      const v = obj[prop];
-      if (v === undefined) continue;
-      const items = Array.isArray(v) ? v : [v];
-      items.forEach((item, i) => {
-        const itemPath = `${path}.${prop}${Array.isArray(v) ? `[${i}]` : ''}`;
-        if (type.code === 'code') {
-          const binding = element.binding;
-          if (binding?.strength !== 'required' || !binding.valueSet || typeof item !== 'string') return;
-          const codes = expand(binding.valueSet.split('|')[0] as string);
-          if (codes && !codes.has(item)) {
-            out.push(issue('error', 'code-invalid', `Value "${item}" is not in the required value set ${binding.valueSet}`, [itemPath]));
-          }
-        } else if (/^[A-Z]/.test(type.code) && type.code !== 'Resource') {
-          const inner = getDataType(type.code);
-          if (inner) checkRequiredCodes(item, inner, itemPath, out);
-        }
-      });
+      const required = element.binding?.strength === 'required' ? element.binding.valueSet?.split('|')[0] : undefined;
+      map.set(prop, { typeCode: type.code, valueSet: type.code === 'code' ? required : undefined });
     }
+  }
+  propertyMaps.set(schema.name, map);
+  return map;
+}
+
+/**
+ * Checks every `code` element that has a required binding against its value set:
+ * @medplum/core checks structure and cardinality but not code values (e.g. a Procedure
+ * status of "bogus"). Codes whose value set needs a terminology server are not checked.
+ * Walks the properties present in the resource, not the whole schema.
+ */
+function checkRequiredCodes(value: unknown, schema: InternalTypeSchema, path: string, out: OperationOutcomeIssue[]): void {
+  if (typeof value !== 'object' || value === null) return;
+  const props = propertiesOf(schema);
+  for (const [prop, v] of Object.entries(value as Record<string, unknown>)) {
+    const info = props.get(prop);
+    if (!info || v === undefined || v === null) continue;
+    const items = Array.isArray(v) ? v : [v];
+    items.forEach((item, i) => {
+      const itemPath = `${path}.${prop}${Array.isArray(v) ? `[${i}]` : ''}`;
+      if (info.valueSet) {
+        const codes = typeof item === 'string' ? expand(info.valueSet) : null;
+        if (codes && !codes.has(item as string)) {
+          out.push(issue('error', 'code-invalid', `Value "${String(item)}" is not in the required value set ${info.valueSet}`, [itemPath]));
+        }
+      } else if (/^[A-Z]/.test(info.typeCode) && info.typeCode !== 'Resource' && typeof item === 'object') {
+        const inner = getDataType(info.typeCode);
+        if (inner) checkRequiredCodes(item, inner, itemPath, out);
+      }
+    });
   }
 }
 

@@ -20,6 +20,24 @@ export interface SearchParamDef {
   components?: [(node: Typed) => Typed[], (node: Typed) => Typed[]];
   /** The type of the second component of a composite (token, quantity, date, string). */
   componentTypes?: [SearchParamType, SearchParamType];
+  /**
+   * Set when the parameter is answered from other parameters' index rows instead of
+   * rows of its own: Observation combo-code = code ∪ component-code, and patient =
+   * subject restricted to Patient targets. Saves a third of the index rows.
+   */
+  storedAs?: { params: string[]; targetType?: string };
+}
+
+/** Aliases that need no rows of their own (see SearchParamDef.storedAs). */
+function aliasFor(type: string, def: SearchParamDef, codes: Set<string>): SearchParamDef['storedAs'] {
+  if (def.code.startsWith('combo-')) {
+    const base = def.code.slice('combo-'.length);
+    if (codes.has(base) && codes.has(`component-${base}`)) return { params: [base, `component-${base}`] };
+  }
+  if (def.code === 'patient' && def.expression === `${type}.subject.where(resolve() is Patient)` && codes.has('subject')) {
+    return { params: ['subject'], targetType: 'Patient' };
+  }
+  return undefined;
 }
 
 /** Fascia's own parameters: R4 Procedure has no body-site. */
@@ -72,6 +90,11 @@ function load(): Map<string, Map<string, SearchParamDef>> {
         ];
       }
       params.set(sp.code, def);
+    }
+    const codes = new Set(params.keys());
+    for (const def of params.values()) {
+      def.storedAs = aliasFor(type, def, codes);
+      if (def.storedAs) delete def.extract;
     }
     registry.set(type, params);
   }

@@ -42,9 +42,17 @@ export function shape(row: Row, req: SearchRequest): string {
 
 const hosted = new Set<string>(HOSTED_TYPES.map((t) => t.type));
 
+/** The stored reference parameters an include follows (aliases such as patient → subject resolved). */
 function referenceParams(spec: IncludeSpec): string[] {
-  if (spec.param !== '*') return [spec.param];
-  return [...searchParams(spec.source).values()].filter((d) => d.type === 'reference').map((d) => d.code);
+  const defs = [...searchParams(spec.source).values()].filter((d) => d.type === 'reference' && (spec.param === '*' || d.code === spec.param));
+  return [...new Set(defs.flatMap((d) => d.storedAs?.params ?? [d.code]))];
+}
+
+/** Target types an include may reach: the spec's, narrowed by an alias (patient → Patient). */
+function includeTargets(spec: IncludeSpec): string[] {
+  const alias = spec.param === '*' ? undefined : searchParams(spec.source).get(spec.param)?.storedAs?.targetType;
+  const wanted = spec.targetType ?? alias;
+  return wanted ? [wanted] : [...hosted];
 }
 
 /**
@@ -70,7 +78,7 @@ export async function includes(db: Db, req: SearchRequest, matches: Row[]): Prom
       if (round > 0 && !spec.iterate) continue;
       const ids = frontier.filter((r) => r.resourceType === spec.source).map((r) => r.id);
       if (!ids.length) continue;
-      const targets = spec.targetType ? [spec.targetType] : [...hosted];
+      const targets = includeTargets(spec);
       const result = await db.execute(sql`
         SELECT r.resource_type, r.id, r.content FROM resources r
         WHERE NOT r.deleted AND (r.resource_type, r.id) IN (
@@ -90,7 +98,8 @@ export async function includes(db: Db, req: SearchRequest, matches: Row[]): Prom
         WHERE NOT r.deleted AND r.resource_type = ${spec.source} AND r.id IN (
           SELECT i.resource_id FROM search_reference i
           JOIN unnest(${textArray(types)}, ${textArray(ids)}) AS t(type, id) ON i.target_type = t.type AND i.target_id = t.id
-          WHERE i.resource_type = ${spec.source} AND i.param = ANY(${textArray(referenceParams(spec))}))
+          WHERE i.resource_type = ${spec.source} AND i.param = ANY(${textArray(referenceParams(spec))})
+            AND i.target_type = ANY(${textArray(includeTargets(spec))}))
         LIMIT ${MAX_INCLUDES}`);
       add(result.rows.map(toRow));
     }

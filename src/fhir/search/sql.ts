@@ -148,10 +148,16 @@ function valueMatch(f: SearchFilter, v: SearchValue): SQL {
   }
 }
 
-/** The parameter name the index rows are stored under (modifiers with rows of their own). */
-function indexParam(f: SearchFilter): string {
-  if (f.modifier === 'identifier' || f.modifier === 'of-type') return `${f.def.code}:${f.modifier}`;
-  return f.def.code;
+/**
+ * Which index rows belong to a filter: the parameter names they are stored under
+ * (modifiers with rows of their own, aliases answered from other parameters' rows).
+ */
+function indexRows(def: SearchParamDef, modifier?: string): SQL {
+  const names = def.storedAs?.params ?? [def.code];
+  const suffix = modifier === 'identifier' || modifier === 'of-type' ? `:${modifier}` : '';
+  const params = names.map((n) => n + suffix);
+  const param = params.length === 1 ? sql`i.param = ${params[0]}` : sql`i.param = ANY(${textArray(params)})`;
+  return def.storedAs?.targetType ? sql`${param} AND i.target_type = ${def.storedAs.targetType}` : param;
 }
 
 /**
@@ -171,7 +177,7 @@ export function filterCondition(type: string, f: SearchFilter): SQL {
   }
   const table = sql.raw(tableOf(f.def, f.modifier));
   const rows = (cond: SQL) =>
-    sql`EXISTS (SELECT 1 FROM ${table} i WHERE i.resource_id = r.id AND i.resource_type = ${type} AND i.param = ${indexParam(f)} AND ${cond})`;
+    sql`EXISTS (SELECT 1 FROM ${table} i WHERE i.resource_id = r.id AND i.resource_type = ${type} AND ${indexRows(f.def, f.modifier)} AND ${cond})`;
   if (f.missing !== undefined) return f.missing ? sql`NOT ${rows(sql`TRUE`)}` : rows(sql`TRUE`);
   const match = or(f.values.map((v) => valueMatch(f, v)));
   if (f.modifier === 'not') return sql`NOT ${rows(match)}`;
@@ -194,7 +200,7 @@ export function sortExpression(type: string, def: SearchParamDef, descending: bo
   };
   const col = column[def.type];
   if (!col) throw new Error(`no sort for ${def.type}`);
-  return sql`(SELECT ${agg}(${sql.raw(col)}) FROM ${sql.raw(tableOf(def))} s WHERE s.resource_id = r.id AND s.resource_type = ${type} AND s.param = ${def.code})`;
+  return sql`(SELECT ${agg}(${sql.raw(col)}) FROM ${sql.raw(tableOf(def))} i WHERE i.resource_id = r.id AND i.resource_type = ${type} AND ${indexRows(def)})`;
 }
 
 /** A JS string array as one text[] parameter (drizzle would otherwise spread it into a list). */
