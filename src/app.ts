@@ -13,6 +13,8 @@ import { fhirSchemas } from './openapi/fhir-schemas.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { negotiate } from './routes/fhir/http.js';
+import { bundleRoutes } from './routes/fhir/bundle.js';
+import { conditionalRoutes } from './routes/fhir/conditional.js';
 import { conformanceRoutes } from './routes/fhir/conformance.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
@@ -27,7 +29,7 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
 }
 
-const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
+const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir', 'application/json-patch+json'];
 
 /** Logs carry method, path and status, never a query string (search values are PHI) or a body. */
 const logSerializers = {
@@ -113,8 +115,10 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   const methods = methodNotAllowedRoutes(app);
   await app.register(systemRoutes);
   await app.register(conformanceRoutes);
+  await app.register(bundleRoutes);
   await app.register(searchRoutes);
   await app.register(resourceRoutes);
+  await app.register(conditionalRoutes);
   await app.register(async () => methods.register());
   return app;
 }

@@ -14,6 +14,8 @@ export interface Config {
   bodyLimit: number;
   /** Connections in the pg pool. */
   dbPoolSize: number;
+  /** Most entries a transaction or batch Bundle may carry. */
+  maxBundleEntries: number;
 }
 
 interface RawEnv {
@@ -25,6 +27,7 @@ interface RawEnv {
   LOG_LEVEL: Config['logLevel'];
   BODY_LIMIT: number;
   DB_POOL_SIZE: number;
+  MAX_BUNDLE_ENTRIES: number;
 }
 
 const schema = {
@@ -42,6 +45,7 @@ const schema = {
     },
     BODY_LIMIT: { type: 'integer', minimum: 1024, default: 50 * 1024 * 1024 },
     DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    MAX_BUNDLE_ENTRIES: { type: 'integer', minimum: 1, default: 20000 },
   },
 } as const;
 
@@ -66,5 +70,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: raw.LOG_LEVEL,
     bodyLimit: raw.BODY_LIMIT,
     dbPoolSize: raw.DB_POOL_SIZE,
+    maxBundleEntries: raw.MAX_BUNDLE_ENTRIES,
   };
 }

@@ -4,6 +4,8 @@ import * as schema from './schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded.js';
 
 export type Db = NodePgDatabase<typeof schema>;
+/** Anything that runs SQL: the pool's handle or an open transaction. */
+export type Queryable = Pick<Db, 'execute'>;
 
 /** A connected database: the drizzle handle, its pool, and how to let go of both. */
 export interface Database {

@@ -203,3 +203,39 @@ export function generatePatient(rnd: () => number, index: number, start: Date): 
   }
   return out;
 }
+
+/** What seedPatients needs of the repository. */
+interface BulkWriter {
+  createMany(items: { type: string; body: { plain: unknown; exact: unknown }; id?: string }[]): Promise<unknown>;
+}
+
+/**
+ * Generates and writes `patients` patients' records in batches, two batches in flight
+ * (one written by Postgres while the next is generated, validated and indexed).
+ * Returns the number of resources written per type.
+ */
+export async function seedPatients(
+  repo: BulkWriter,
+  options: { patients: number; seed: number; batch?: number; firstIndex?: number; onProgress?: (done: number, resources: number) => void },
+): Promise<Record<string, number>> {
+  const { patients, batch = 100, firstIndex = 0 } = options;
+  const rnd = prng(options.seed);
+  const start = new Date('2024-01-08T00:00:00Z');
+  const counts: Record<string, number> = {};
+  const inflight = new Set<Promise<unknown>>();
+  for (let i = 0; i < patients; i += batch) {
+    const items: { type: string; body: { plain: unknown; exact: unknown }; id: string }[] = [];
+    for (let p = i; p < Math.min(i + batch, patients); p++) {
+      for (const r of generatePatient(rnd, firstIndex + p, start)) {
+        items.push({ type: r.resourceType, body: { plain: r, exact: r }, id: r.id! });
+        counts[r.resourceType] = (counts[r.resourceType] ?? 0) + 1;
+      }
+    }
+    if (inflight.size >= 2) await Promise.race(inflight);
+    const write: Promise<unknown> = repo.createMany(items).finally(() => inflight.delete(write));
+    inflight.add(write);
+    options.onProgress?.(Math.min(i + batch, patients), Object.values(counts).reduce((a, b) => a + b, 0));
+  }
+  await Promise.all(inflight);
+  return counts;
+}

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { resourceHistory, resources } from '../db/schema.js';
-import type { ParsedJson } from './json.js';
-import { badRequest, conflict, gone, notFound, preconditionFailed } from './outcome.js';
+import { parseFhirJson, type ParsedJson } from './json.js';
+import { FhirError, badRequest, conflict, gone, notFound, preconditionFailed, unprocessable } from './outcome.js';
+import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
 import { writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
@@ -39,7 +40,32 @@ export interface HistoryQuery {
 }
 
 /** A drizzle handle or a transaction on it: the repository's writes compose inside either. */
-type Executor = Pick<Db, 'select' | 'insert' | 'update' | 'execute'>;
+export type Tx = Pick<Db, 'select' | 'insert' | 'update' | 'execute'>;
+type Executor = Tx;
+
+/** How long a write waits for a row another transaction holds before giving up with 409. */
+const LOCK_TIMEOUT = '10s';
+
+/**
+ * Postgres errors that mean "a concurrent writer got in the way" → 409, so a client can
+ * retry: deadlock (40P01), serialization failure (40001), lock timeout (55P03),
+ * unique violation (23505). Anything else is rethrown as is.
+ */
+export function mapDatabaseError(err: unknown): unknown {
+  const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
+  switch (code) {
+    case '40P01':
+      return conflict('The write deadlocked with a concurrent transaction and was rolled back; retry it');
+    case '40001':
+      return conflict('The write conflicted with a concurrent transaction and was rolled back; retry it');
+    case '55P03':
+      return conflict(`A resource in this write stayed locked by another transaction for ${LOCK_TIMEOUT}; retry it`);
+    case '23505':
+      return conflict('A concurrent write created the same resource; retry it');
+    default:
+      return err;
+  }
+}
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -65,13 +91,30 @@ export class Repository {
     private readonly baseUrl: string,
   ) {}
 
-  async create(type: string, body: ParsedJson, id: string = randomUUID()): Promise<ResourceVersion> {
+  /**
+   * Runs `fn` in one database transaction (or inside `tx` when the caller already has
+   * one), with a lock timeout so a write never hangs, and concurrency failures as 409.
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>, tx?: Tx): Promise<T> {
+    if (tx) return fn(tx);
+    try {
+      return await this.db.transaction(async (t) => {
+        await t.execute(sql.raw(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`));
+        return fn(t);
+      });
+    } catch (err) {
+      throw mapDatabaseError(err);
+    }
+  }
+
+  async create(type: string, body: ParsedJson, options: { id?: string; tx?: Tx } = {}): Promise<ResourceVersion> {
     validateResource(body.plain, type);
-    return this.db.transaction(async (tx) => {
+    const id = options.id ?? randomUUID();
+    return this.transaction(async (tx) => {
       const version = await this.insertVersion(tx, type, id, 1, body, 'POST', false);
       if (!version) throw conflict(`${type}/${id} already exists`);
       return version;
-    });
+    }, options.tx);
   }
 
   /**
@@ -79,8 +122,12 @@ export class Repository {
    * bulk loads (seed) where one round trip per resource would dominate. Every resource
    * is validated first; nothing is written if any is invalid.
    */
-  async createMany(items: { type: string; body: ParsedJson; id?: string }[], executor?: Executor): Promise<ResourceVersion[]> {
-    for (const { type, body } of items) validateResource(body.plain, type);
+  async createMany(
+    items: { type: string; body: ParsedJson; id?: string }[],
+    executor?: Executor,
+    options: { validated?: boolean } = {},
+  ): Promise<ResourceVersion[]> {
+    if (!options.validated) for (const { type, body } of items) validateResource(body.plain, type);
     const lastUpdated = new Date();
     const versions = items.map(({ type, body, id = randomUUID() }) => ({
       resourceType: type,
@@ -105,13 +152,12 @@ export class Repository {
       });
       for (const [type, list] of byType) await writeIndexes(tx, type, list, true);
     };
-    if (executor) await write(executor);
-    else await this.db.transaction(write);
+    await this.transaction(write, executor);
     return versions;
   }
 
-  async read(type: string, id: string): Promise<ResourceVersion> {
-    const [row] = await this.db
+  async read(type: string, id: string, tx: Tx = this.db): Promise<ResourceVersion> {
+    const [row] = await tx
       .select()
       .from(resources)
       .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
@@ -145,13 +191,19 @@ export class Repository {
    * (SELECT … FOR UPDATE), so concurrent updates of one resource queue up: each gets
    * the next versionId, none is lost, and `ifMatch` compares against the locked row.
    */
-  async update(type: string, id: string, body: ParsedJson, ifMatch?: number): Promise<WriteResult> {
+  async update(
+    type: string,
+    id: string,
+    body: ParsedJson,
+    options: { ifMatch?: number; tx?: Tx; method?: 'PUT' | 'PATCH' } = {},
+  ): Promise<WriteResult> {
+    const { ifMatch, method = 'PUT' } = options;
     checkId(id);
     const bodyId = (body.plain as { id?: unknown }).id;
     if (bodyId === undefined) throw badRequest('The resource in an update must carry an id', [`${type}.id`]);
     if (bodyId !== id) throw badRequest(`The body id "${String(bodyId)}" does not match the URL id "${id}"`, [`${type}.id`]);
     validateResource(body.plain, type);
-    return this.db.transaction(async (tx) => {
+    return this.transaction(async (tx) => {
       for (;;) {
         const [current] = await tx
           .select({ versionId: resources.versionId, deleted: resources.deleted })
@@ -162,24 +214,60 @@ export class Repository {
           if (ifMatch !== undefined && current.versionId !== ifMatch) {
             throw preconditionFailed(`If-Match W/"${ifMatch}" does not match the current version W/"${current.versionId}"`);
           }
-          const version = await this.insertVersion(tx, type, id, current.versionId + 1, body, 'PUT', true);
+          const version = await this.insertVersion(tx, type, id, current.versionId + 1, body, method, true);
           // Reviving a deleted resource brings it back into existence: 201, like a create.
           return { version: version as ResourceVersion, created: current.deleted };
         }
         if (ifMatch !== undefined) throw preconditionFailed(`If-Match W/"${ifMatch}" given but ${type}/${id} does not exist`);
         // A concurrent create of the same id wins the insert; loop to lock its row and update.
-        const version = await this.insertVersion(tx, type, id, 1, body, 'PUT', false);
+        const version = await this.insertVersion(tx, type, id, 1, body, method, false);
         if (version) return { version, created: true };
       }
-    });
+    }, options.tx);
+  }
+
+  /**
+   * JSON Patch: applied to the locked current version, then stored like an update (so
+   * the result is validated). A failing `test` or an invalid result → 422.
+   */
+  async patch(type: string, id: string, patch: JsonPatch, options: { ifMatch?: number; tx?: Tx } = {}): Promise<WriteResult> {
+    return this.transaction(async (tx) => {
+      const current = await this.lockCurrent(tx, type, id);
+      if (options.ifMatch !== undefined && current.versionId !== options.ifMatch) {
+        throw preconditionFailed(`If-Match W/"${options.ifMatch}" does not match the current version W/"${current.versionId}"`);
+      }
+      const result = applyJsonPatch(parseFhirJson(current.content!), patch);
+      const patched = result.plain as { resourceType?: unknown; id?: unknown };
+      if (patched?.resourceType !== type || patched.id !== id) {
+        throw unprocessable('A patch may not change the resourceType or id', [`${type}.id`]);
+      }
+      try {
+        return await this.update(type, id, result, { tx, method: 'PATCH' });
+      } catch (err) {
+        if (err instanceof FhirError && err.status === 400) throw new FhirError(422, err.issues);
+        throw err;
+      }
+    }, options.tx);
+  }
+
+  /** The current row, locked until the transaction ends (patch reads, then writes). */
+  async lockCurrent(tx: Tx, type: string, id: string): Promise<ResourceVersion> {
+    const [row] = await tx
+      .select()
+      .from(resources)
+      .where(and(eq(resources.resourceType, type), eq(resources.id, id)))
+      .for('update');
+    if (!row) throw notFound(`${type}/${id} is not known`);
+    if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.versionId})`);
+    return row;
   }
 
   /**
    * Soft delete: a new version with no content. Deleting an unknown or already deleted
    * resource changes nothing and returns undefined.
    */
-  async delete(type: string, id: string): Promise<ResourceVersion | undefined> {
-    return this.db.transaction(async (tx) => {
+  async delete(type: string, id: string, tx?: Tx): Promise<ResourceVersion | undefined> {
+    return this.transaction(async (tx) => {
       const [current] = await tx
         .select({ versionId: resources.versionId, deleted: resources.deleted })
         .from(resources)
@@ -201,7 +289,7 @@ export class Repository {
       await tx.insert(resourceHistory).values({ ...version, method: 'DELETE' });
       await writeIndexes(tx, type, [{ id, rows: null }]);
       return version;
-    });
+    }, tx);
   }
 
   /**

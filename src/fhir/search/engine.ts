@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import type { Queryable } from '../../db/client.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { badRequest } from '../outcome.js';
 import { filterCondition, sortExpression } from './sql.js';
@@ -84,12 +84,8 @@ function afterBoundary(keys: Key[], columns: SQL[], values: unknown[]): SQL {
 
 const keyValue = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
 
-/**
- * One page of matches by keyset: the cursor holds the sort key values of the row to
- * continue from, so page 1,000 costs what page 1 costs and concurrent inserts never
- * shift rows between pages.
- */
-export async function searchPage(db: Db, req: SearchRequest): Promise<SearchPage> {
+/** The SQL of one page (also what the benchmark EXPLAINs). */
+export function pageQuery(req: SearchRequest): { query: SQL; keys: Key[]; cursor?: Cursor } {
   const keys = keysOf(req);
   const cursor = req.cursor ? decodeCursor(req.cursor, isCursor) : undefined;
   if (cursor && cursor.k.length !== keys.length) throw badRequest('The paging cursor does not belong to this search; start again from the first page');
@@ -101,10 +97,20 @@ export async function searchPage(db: Db, req: SearchRequest): Promise<SearchPage
   // Plain ASC/DESC on never-null keys, so a btree on the column can deliver the order.
   const direction = (k: Key) => (k.descending ? 'DESC' : 'ASC') + (k.nullable ? ' NULLS LAST' : '');
   const order = walk.map((k, i) => sql`${columns[i]} ${sql.raw(direction(k))}`);
-  const limit = req.count + 1;
   const inner = sql`SELECT r.resource_type, r.id, r.content, ${sql.join(select, sql`, `)} FROM resources r WHERE ${whereClause(req)}`;
   const boundary = cursor ? sql`WHERE ${afterBoundary(walk, columns, cursor.k)}` : sql``;
-  const query = sql`SELECT * FROM (${inner}) page ${boundary} ORDER BY ${sql.join(order, sql`, `)} LIMIT ${limit}`;
+  const query = sql`SELECT * FROM (${inner}) page ${boundary} ORDER BY ${sql.join(order, sql`, `)} LIMIT ${req.count + 1}`;
+  return { query, keys, cursor };
+}
+
+/**
+ * One page of matches by keyset: the cursor holds the sort key values of the row to
+ * continue from, so page 1,000 costs what page 1 costs and concurrent inserts never
+ * shift rows between pages.
+ */
+export async function searchPage(db: Queryable, req: SearchRequest): Promise<SearchPage> {
+  const { query, keys, cursor } = pageQuery(req);
+  const backwards = cursor?.d === 'p';
   const result = await db.execute(query);
   const rows = result.rows as Record<string, unknown>[];
   const more = rows.length > req.count;
@@ -125,13 +131,13 @@ export async function searchPage(db: Db, req: SearchRequest): Promise<SearchPage
 }
 
 /** count(*) of all matches: exact, and as costly as the filters make it. */
-export async function countMatches(db: Db, req: SearchRequest): Promise<number> {
+export async function countMatches(db: Queryable, req: SearchRequest): Promise<number> {
   const result = await db.execute(sql`SELECT count(*)::bigint AS n FROM resources r WHERE ${whereClause(req)}`);
   return Number((result.rows[0] as { n: string }).n);
 }
 
 /** The planner's row estimate: cheap, approximate. */
-export async function estimateMatches(db: Db, req: SearchRequest): Promise<number> {
+export async function estimateMatches(db: Queryable, req: SearchRequest): Promise<number> {
   const result = await db.execute(sql`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${whereClause(req)}`);
   const plan = (result.rows[0] as { 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] })['QUERY PLAN'];
   return Math.round(plan[0].Plan['Plan Rows']);

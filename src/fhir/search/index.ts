@@ -1,4 +1,4 @@
-import type { Db } from '../../db/client.js';
+import type { Queryable } from '../../db/client.js';
 import { serializeBundle, type RawEntry } from '../bundle.js';
 import { badRequest, issue, outcome } from '../outcome.js';
 import { countMatches, cursorFor, estimateMatches, searchPage } from './engine.js';
@@ -24,7 +24,7 @@ function appliedParams(req: SearchRequest, raw: [string, string][]): URLSearchPa
 }
 
 /** Runs a search and returns the searchset Bundle as JSON text. */
-export async function search(db: Db, type: string, params: [string, string][], options: SearchOptions): Promise<string> {
+export async function search(db: Queryable, type: string, params: [string, string][], options: SearchOptions): Promise<string> {
   const req = parseSearchRequest(type, params, options.baseUrl);
   if (options.strict && req.ignored.length) {
     throw badRequest(`Unknown or unsupported search parameters: ${req.ignored.join(', ')}`, req.ignored);

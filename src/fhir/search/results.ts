@@ -1,6 +1,6 @@
 import { getDataType } from '@medplum/core';
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import type { Queryable } from '../../db/client.js';
 import { parseFhirJson } from '../json.js';
 import { HOSTED_TYPES } from '../registry.js';
 import type { Row } from './engine.js';
@@ -59,7 +59,7 @@ function includeTargets(spec: IncludeSpec): string[] {
  * _include and _revinclude: resources the page's matches point at, and resources that
  * point at them, through the reference index; `:iterate` repeats on what was included.
  */
-export async function includes(db: Db, req: SearchRequest, matches: Row[]): Promise<Row[]> {
+export async function includes(db: Queryable, req: SearchRequest, matches: Row[]): Promise<Row[]> {
   if (!req.include.length && !req.revinclude.length) return [];
   const seen = new Set(matches.map((r) => `${r.resourceType}/${r.id}`));
   const found: Row[] = [];

@@ -1,9 +1,9 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import type { Queryable } from '../../db/client.js';
 import type { IndexRows } from './indexer.js';
 import { textArray } from './sql.js';
 
-type Executor = Pick<Db, 'execute'>;
+type Executor = Queryable;
 
 /** Table and column list (name and SQL type, as jsonb_to_recordset reads them) per index kind. */
 const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string, string][] }> = {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { conditionalCreate } from '../../fhir/conditional.js';
 import { HOSTED_TYPES, type HostedType } from '../../fhir/registry.js';
 import { outcome, issue } from '../../fhir/outcome.js';
 import { examples } from '../../openapi/examples.js';
@@ -36,15 +37,34 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
         consumes: CONSUMES,
         produces: PRODUCES,
         querystring: formatQuery,
-        headers: { type: 'object', properties: { prefer: preferHeader } },
+        headers: {
+          type: 'object',
+          properties: {
+            prefer: preferHeader,
+            'if-none-exist': {
+              type: 'string',
+              description: 'Conditional create: search criteria (e.g. identifier=http://clinic.example/sessions|S-1); 0 matches → 201, 1 → 200 with the existing resource, more → 412',
+            },
+          },
+        },
         body,
-        response: { 201: { ...resource, description: 'Created' }, ...errorResponses, 415: outcomeResponse('Body is not FHIR JSON') },
+        response: {
+          201: { ...resource, description: 'Created' },
+          200: { ...resource, description: 'If-None-Exist matched one resource; nothing was created' },
+          ...errorResponses,
+          412: outcomeResponse('If-None-Exist matched more than one resource'),
+          415: outcomeResponse('Body is not FHIR JSON'),
+        },
       },
     },
     async (req, reply) => {
-      const version = await app.repo.create(type, req.fhirBody!);
+      const query = req.headers['if-none-exist'];
+      const { version, created } =
+        typeof query === 'string'
+          ? await app.repo.transaction((tx) => conditionalCreate(app.repo, tx, type, req.fhirBody!, query.replace(/^[A-Za-z]+\?/, ''), app.config.baseUrl))
+          : { version: await app.repo.create(type, req.fhirBody!), created: true };
       versionHeaders(reply, version, location(version.id, version.versionId));
-      return sendWritten(req, reply, 201, version, `Created ${type}/${version.id}`);
+      return sendWritten(req, reply, created ? 201 : 200, version, created ? `Created ${type}/${version.id}` : `Found ${type}/${version.id}; nothing created`);
     },
   );
 
@@ -119,7 +139,7 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
     },
     async (req, reply) => {
       const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
-      const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, ifMatch);
+      const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, { ifMatch });
       versionHeaders(reply, version, location(version.id, version.versionId));
       return sendWritten(req, reply, created ? 201 : 200, version, `${created ? 'Created' : 'Updated'} ${type}/${version.id}`);
     },

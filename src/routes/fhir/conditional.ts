@@ -1,0 +1,157 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { conditionalDelete, conditionalTarget } from '../../fhir/conditional.js';
+import { badRequest, issue, outcome, unsupportedMediaType } from '../../fhir/outcome.js';
+import { parseJsonPatch } from '../../fhir/patch.js';
+import { HOSTED_TYPES } from '../../fhir/registry.js';
+import type { Tx, WriteResult } from '../../fhir/repository.js';
+import { parseETag, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
+import { ID, PRODUCES, errorResponses, outcomeResponse, preferHeader } from './schemas.js';
+
+const jsonPatchBody = {
+  type: 'array',
+  description: 'RFC 6902 JSON Patch (application/json-patch+json)',
+  items: {
+    type: 'object',
+    required: ['op', 'path'],
+    properties: {
+      op: { enum: ['add', 'remove', 'replace', 'move', 'copy', 'test'] },
+      path: { type: 'string' },
+      from: { type: 'string' },
+      value: {},
+    },
+  },
+  examples: [[{ op: 'test', path: '/status', value: 'in-progress' }, { op: 'replace', path: '/status', value: 'completed' }]],
+};
+
+const criteria = (req: FastifyRequest) => {
+  const query = req.url.split('?')[1] ?? '';
+  const params = new URLSearchParams(query);
+  params.delete('_format');
+  if (![...params].length) throw badRequest('A conditional interaction needs search criteria, e.g. ?identifier=system|value');
+  return params.toString();
+};
+
+const writeHeaders = {
+  type: 'object',
+  properties: { prefer: preferHeader, 'if-match': { type: 'string', description: 'W/"<versionId>"' } },
+};
+
+/** PATCH by id, and the conditional update, patch and delete (`[type]?criteria`). */
+export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
+  const { repo } = app;
+  const base = app.config.baseUrl;
+  for (const { type } of HOSTED_TYPES) {
+    const tags = [type];
+    const resource = { $ref: `${type}#` };
+    const location = (id: string, vid: number) => `${base}/fhir/${type}/${id}/_history/${vid}`;
+    const answer = (req: FastifyRequest, reply: FastifyReply, { version, created }: WriteResult, verb: string) => {
+      versionHeaders(reply, version, location(version.id, version.versionId));
+      return sendWritten(req, reply, created ? 201 : 200, version, `${verb} ${type}/${version.id}`);
+    };
+    const patchBody = (req: FastifyRequest) => {
+      if (!String(req.headers['content-type']).startsWith('application/json-patch+json')) {
+        throw unsupportedMediaType('PATCH takes application/json-patch+json; FHIRPath Patch is not supported yet');
+      }
+      return parseJsonPatch(req.fhirBody!);
+    };
+
+    app.patch<{ Params: { id: string } }>(
+      `/fhir/${type}/:id`,
+      {
+        schema: {
+          tags,
+          summary: `Patch a ${type} with JSON Patch`,
+          description: 'The patched resource is validated like an update. A failing test operation or an invalid result → 422.',
+          consumes: ['application/json-patch+json'],
+          produces: PRODUCES,
+          params: { type: 'object', properties: { id: ID }, required: ['id'] },
+          headers: writeHeaders,
+          body: jsonPatchBody,
+          response: { 200: resource, ...errorResponses, 410: outcomeResponse('Deleted'), 412: outcomeResponse('If-Match does not match'), 422: outcomeResponse('Test failed or result invalid') },
+        },
+      },
+      async (req, reply) => {
+        const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
+        return answer(req, reply, await repo.patch(type, req.params.id, patchBody(req), { ifMatch }), 'Patched');
+      },
+    );
+
+    const conditional = (summary: string, description: string) => ({
+      tags,
+      summary,
+      description,
+      produces: PRODUCES,
+      querystring: { type: 'object', additionalProperties: { type: 'string' }, description: 'Search criteria of the hosted type' },
+    });
+
+    app.put(
+      `/fhir/${type}`,
+      {
+        schema: {
+          ...conditional(`Conditional update of a ${type}`, 'PUT [type]?criteria: 0 matches → create, 1 → update it (a body id must equal its id), more → 412.'),
+          consumes: ['application/fhir+json', 'application/json'],
+          headers: writeHeaders,
+          body: resource,
+          response: { 200: resource, 201: resource, ...errorResponses, 412: outcomeResponse('More than one match') },
+        },
+      },
+      async (req, reply) => {
+        const query = criteria(req);
+        const body = req.fhirBody!;
+        const bodyId = (body.plain as { id?: string }).id;
+        const result = await repo.transaction(async (tx: Tx) => {
+          const id = await conditionalTarget(tx, type, query, base, 'PUT', bodyId);
+          const withId = bodyId === id ? body : withBodyId(body, id);
+          return repo.update(type, id, withId, { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
+        });
+        return answer(req, reply, result, result.created ? 'Created' : 'Updated');
+      },
+    );
+
+    app.patch(
+      `/fhir/${type}`,
+      {
+        schema: {
+          ...conditional(`Conditional patch of a ${type}`, 'PATCH [type]?criteria: 0 matches → 404, 1 → patch it, more → 412.'),
+          consumes: ['application/json-patch+json'],
+          headers: writeHeaders,
+          body: jsonPatchBody,
+          response: { 200: resource, ...errorResponses, 412: outcomeResponse('More than one match'), 422: outcomeResponse('Test failed or result invalid') },
+        },
+      },
+      async (req, reply) => {
+        const query = criteria(req);
+        const patch = patchBody(req);
+        const result = await repo.transaction(async (tx: Tx) => {
+          const id = await conditionalTarget(tx, type, query, base, 'PATCH');
+          return repo.patch(type, id, patch, { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
+        });
+        return answer(req, reply, result, 'Patched');
+      },
+    );
+
+    app.delete(
+      `/fhir/${type}`,
+      {
+        schema: {
+          ...conditional(`Conditional delete of a ${type}`, 'DELETE [type]?criteria: 0 matches → nothing to do, 1 → deleted, more → 412 (single).'),
+          response: { 200: outcomeResponse('Deleted, or nothing matched'), 204: { description: 'Prefer: return=minimal', type: 'null' }, ...errorResponses, 412: outcomeResponse('More than one match') },
+        },
+      },
+      async (req, reply) => {
+        const query = criteria(req);
+        const version = await repo.transaction((tx) => conditionalDelete(repo, tx, type, query, base));
+        if (version) reply.header('etag', `W/"${version.versionId}"`);
+        if (preferReturn(req) === 'minimal') return reply.code(204).send();
+        const text = version ? `Deleted ${type}/${version.id}` : `No ${type} matched ${query}; nothing deleted`;
+        return sendFhir(req, reply, 200, outcome([issue('information', 'informational', text)]));
+      },
+    );
+  }
+}
+
+/** A conditional update creating a resource: the body carries the id that was chosen. */
+function withBodyId(body: { plain: unknown; exact: unknown }, id: string) {
+  const exact = { ...(body.exact as object), id };
+  return { exact, plain: body.plain === body.exact ? exact : { ...(body.plain as object), id } };
+}
