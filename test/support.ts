@@ -19,33 +19,36 @@ export const FHIR_CONTENT_TYPE = /^application\/fhir\+json\s*(;|$)/;
 /**
  * Asserts an error answer: the status, a FHIR JSON content-type, an OperationOutcome
  * body with at least one error issue, and (when given) the issue code(s) allowed.
+ * `label` prefixes the assertion messages.
  */
 export function assertOutcome(
   t: Asserts,
   res: LightMyRequestResponse,
   status: number,
   code?: string | string[],
+  label = '',
 ): Json {
-  t.equal(res.statusCode, status, `status ${status}`);
-  t.match(res.headers['content-type'], FHIR_CONTENT_TYPE, 'error content-type is application/fhir+json');
+  const at = label ? `${label}: ` : '';
+  t.equal(res.statusCode, status, `${at}status ${status}`);
+  t.match(res.headers['content-type'], FHIR_CONTENT_TYPE, `${at}error content-type is application/fhir+json`);
   let body: Json = {};
   try {
     body = JSON.parse(res.body) as Json;
   } catch {
-    t.ok(false, `error body is JSON: ${res.body.slice(0, 200)}`);
+    t.ok(false, `${at}error body is JSON: ${res.body.slice(0, 200)}`);
   }
-  t.equal(body.resourceType, 'OperationOutcome', 'error body is an OperationOutcome');
+  t.equal(body.resourceType, 'OperationOutcome', `${at}error body is an OperationOutcome`);
   const issues: Json[] = Array.isArray(body.issue) ? body.issue : [];
-  t.ok(issues.length > 0, 'OperationOutcome has an issue');
+  t.ok(issues.length > 0, `${at}OperationOutcome has an issue`);
   t.ok(
     issues.some((i) => i.severity === 'error' || i.severity === 'fatal'),
-    'OperationOutcome has an error issue',
+    `${at}OperationOutcome has an error issue`,
   );
   if (code !== undefined) {
     const allowed = [code].flat();
     t.ok(
       issues.some((i) => allowed.includes(i.code)),
-      `an issue has code ${allowed.join(' or ')} (got ${issues.map((i) => i.code).join(', ')})`,
+      `${at}an issue has code ${allowed.join(' or ')} (got ${issues.map((i) => i.code).join(', ')})`,
     );
   }
   return body;

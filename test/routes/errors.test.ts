@@ -18,21 +18,15 @@ const allowList = (header: unknown) =>
 
 t.test('wrong method on a valid path: 405 with an Allow header', async (t) => {
   const created = await create(app, patient());
-  const bare = await app.inject({ method: 'PATCH', url: `/fhir/Patient/${created.id}` });
+  // POST is no FHIR interaction on an instance: bare, and with a FHIR body as a client would send it.
+  const bare = await app.inject({ method: 'POST', url: `/fhir/Patient/${created.id}` });
   assertOutcome(t, bare, 405, 'not-supported');
   const allowed = allowList(bare.headers.allow);
   for (const m of ['GET', 'PUT', 'DELETE']) t.ok(allowed.includes(m), `Allow on Patient/[id] lists ${m} (got ${allowed})`);
-  t.notOk(allowed.includes('PATCH'), 'Allow does not list the refused method');
-
-  // A real FHIR patch request carries a JSON Patch body: the method is still what is refused.
-  const patch = await app.inject({
-    method: 'PATCH',
-    url: `/fhir/Patient/${created.id}`,
-    headers: { 'content-type': 'application/json-patch+json' },
-    payload: JSON.stringify([{ op: 'replace', path: '/gender', value: 'male' }]),
-  });
-  assertOutcome(t, patch, 405, 'not-supported');
-  t.ok(allowList(patch.headers.allow).includes('PUT'), 'Allow on a JSON Patch request lists PUT');
+  t.notOk(allowed.includes('POST'), 'Allow does not list the refused method');
+  const withBody = await app.inject({ method: 'POST', url: `/fhir/Patient/${created.id}`, headers: fhirHeaders(), payload: created });
+  assertOutcome(t, withBody, 405, 'not-supported');
+  t.ok(allowList(withBody.headers.allow).includes('PUT'), 'Allow lists PUT when the refused request had a body');
 
   const del = await app.inject({ method: 'DELETE', url: '/fhir/metadata' });
   assertOutcome(t, del, 405, 'not-supported');
@@ -42,9 +36,13 @@ t.test('wrong method on a valid path: 405 with an Allow header', async (t) => {
   const post = await app.inject({ method: 'POST', url: '/fhir/metadata', headers: fhirHeaders(), payload: {} });
   assertOutcome(t, post, 405, 'not-supported');
 
-  const putType = await app.inject({ method: 'DELETE', url: '/fhir/Patient' });
-  assertOutcome(t, putType, 405, 'not-supported');
-  t.ok(allowList(putType.headers.allow).includes('POST'), 'Allow on Patient lists POST');
+  const vread = await app.inject({ method: 'DELETE', url: `/fhir/Patient/${created.id}/_history/1` });
+  assertOutcome(t, vread, 405, 'not-supported');
+  t.ok(allowList(vread.headers.allow).includes('GET'), 'Allow on a version lists GET');
+
+  const typeHistory = await app.inject({ method: 'DELETE', url: '/fhir/Patient/_history' });
+  assertOutcome(t, typeHistory, 405, 'not-supported');
+  t.equal((await app.inject({ url: `/fhir/Patient/${created.id}` })).statusCode, 200, 'nothing was deleted');
 });
 
 t.test('unknown route: 404 OperationOutcome', async (t) => {
@@ -61,7 +59,7 @@ t.test('unsupported request Content-Type: 415 not-supported', async (t) => {
       headers: { 'content-type': type },
       payload: type.includes('json') ? JSON.stringify(patient()) : '<Patient xmlns="http://hl7.org/fhir"/>',
     });
-    assertOutcome(t, res, 415, 'not-supported');
+    assertOutcome(t, res, 415, 'not-supported', `POST Content-Type ${type}`);
   }
   const put = await app.inject({ method: 'PUT', url: '/fhir/Patient/x', headers: { 'content-type': 'text/plain' }, payload: 'x' });
   assertOutcome(t, put, 415, 'not-supported');
