@@ -239,3 +239,31 @@ export async function seedPatients(
   await Promise.all(inflight);
   return counts;
 }
+
+/**
+ * Generated records as a transaction Bundle, the way an EHR sends a visit: each
+ * resource POSTed under a urn:uuid fullUrl, references between them by that urn, and
+ * the Patient created only if no Patient has its MRN (ifNoneExist).
+ */
+export function transactionBundle(records: SeedResource[]): { resourceType: 'Bundle'; type: 'transaction'; entry: unknown[] } {
+  const urn = new Map(records.map((r) => [`${r.resourceType}/${r.id}`, `urn:uuid:${r.id}`]));
+  const relink = (value: unknown): unknown => {
+    if (typeof value === 'string') return urn.get(value) ?? value;
+    if (Array.isArray(value)) return value.map(relink);
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, relink(v)]));
+    return value;
+  };
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: records.map((r) => {
+      const { id, ...rest } = r;
+      const request: Record<string, string> = { method: 'POST', url: r.resourceType };
+      if (r.resourceType === 'Patient') {
+        const mrn = r.identifier?.[0];
+        if (mrn) request.ifNoneExist = `identifier=${mrn.system}|${mrn.value}`;
+      }
+      return { fullUrl: `urn:uuid:${id}`, resource: relink(rest), request };
+    }),
+  };
+}

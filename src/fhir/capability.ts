@@ -24,6 +24,7 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
       { code: 'read' },
       { code: 'vread' },
       { code: 'update' },
+      { code: 'patch' },
       { code: 'delete' },
       { code: 'history-instance' },
       { code: 'history-type' },
@@ -33,10 +34,10 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
     versioning: 'versioned-update',
     readHistory: true,
     updateCreate: true,
-    conditionalCreate: false,
+    conditionalCreate: true,
     conditionalRead: 'not-supported',
-    conditionalUpdate: false,
-    conditionalDelete: 'not-supported',
+    conditionalUpdate: true,
+    conditionalDelete: 'single',
     searchParam: [...searchParams(type).values()].map((d) => ({
       name: d.code,
       type: d.type as 'token',
@@ -56,7 +57,7 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
     implementation: { description: 'Fascia FHIR R4 server for soft-tissue therapy records', url: `${baseUrl}/fhir` },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
-    patchFormat: [],
+    patchFormat: ['application/json-patch+json'],
     rest: [
       {
         mode: 'server',
@@ -65,9 +66,15 @@ export function capabilityStatement(baseUrl: string, started: Date): CapabilityS
           `Search: GET [type]?… or POST [type]/_search; _count defaults to ${DEFAULT_COUNT} (at most ${MAX_COUNT}); ` +
           `_total defaults to ${DEFAULT_TOTAL} (the exact total is given anyway when every match fits on the first page); ` +
           'paging by opaque keyset cursor (next and previous links); unknown parameters are ignored unless Prefer: handling=strict. ' +
-          'Not supported: chained parameters, _has, _text, _content, :above/:below/:in/:not-in on tokens.',
+          'Not supported: chained parameters, _has, _text, _content, :above/:below/:in/:not-in on tokens. ' +
+          'PATCH: JSON Patch (application/json-patch+json), also as a Binary in Bundle entries; FHIRPath Patch is not supported yet. ' +
+          'Conditional PATCH ([type]?criteria) is supported: 0 matches → 404, 1 → patched, more → 412.',
         resource,
-        interaction: [{ code: 'history-system' }],
+        interaction: [
+          { code: 'transaction', documentation: 'All or nothing, one database transaction; urn:uuid and conditional references resolved.' },
+          { code: 'batch', documentation: 'Each entry on its own.' },
+          { code: 'history-system' },
+        ],
       },
     ],
   };

@@ -63,3 +63,11 @@ export function methodNotAllowed(method: string, allowed: string[]): FhirError {
     allow: allowed.join(', '),
   });
 }
+
+/** A JSON pointer into a resource (`/name/0/given`) as FHIRPath (`Patient.name[0].given`). */
+export function pointerToFhirPath(root: string, pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .reduce((path, p) => (/^\d+$/.test(p) ? `${path}[${p}]` : `${path}.${p}`), root);
+}

