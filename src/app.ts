@@ -5,14 +5,13 @@ import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
-import { parseFhirJson } from './fhir/json.js';
 import { issue, outcome } from './fhir/outcome.js';
 import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
 import { fhirSchemas } from './openapi/fhir-schemas.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
-import { negotiate } from './routes/fhir/http.js';
+import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
 import { bundleRoutes } from './routes/fhir/bundle.js';
 import { conditionalRoutes } from './routes/fhir/conditional.js';
 import { conformanceRoutes } from './routes/fhir/conformance.js';
@@ -29,7 +28,7 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
 }
 
-const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir', 'application/json-patch+json'];
+const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
 
 /** Logs carry method, path and status, never a query string (search values are PHI) or a body. */
 const logSerializers = {
@@ -70,18 +69,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(FHIR_BODY_TYPES, { parseAs: 'string' }, (req, body, done) => {
-    try {
-      if (!(body as string).trim()) return done(Object.assign(new Error('empty'), { code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }), undefined);
-      req.fhirBody = parseFhirJson(body as string);
-      done(null, req.fhirBody.plain);
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-
-  // POST [type]/_search sends its parameters as a form.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(FHIR_BODY_TYPES, { parseAs: 'string' }, fhirBodyParser);
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);

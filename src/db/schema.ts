@@ -2,7 +2,6 @@ import { sql } from 'drizzle-orm';
 import {
   bigserial,
   boolean,
-  customType,
   index,
   numeric,
   integer,
@@ -12,9 +11,6 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
-
-/** Postgres 64-bit transaction id; lets history readers skip rows of still-running writers. */
-const xid8 = customType<{ data: string }>({ dataType: () => 'xid8' });
 
 /**
  * The current version of every resource, one row per (type, id).
@@ -39,15 +35,14 @@ export const resources = pgTable(
 );
 
 /**
- * Every version ever written, deletions included. `seq` is a global order over all
- * writes, used for type- and system-level history and its paging: many writes may share
- * one timestamp, but never one seq.
+ * Every version ever written, deletions included. History is ordered by
+ * (last_updated, seq): `seq` is a global sequence that breaks ties, so paging neither
+ * repeats nor skips versions even when thousands share one millisecond.
  */
 export const resourceHistory = pgTable(
   'resource_history',
   {
     seq: bigserial('seq', { mode: 'number' }).primaryKey(),
-    txid: xid8('txid').notNull().default(sql`pg_current_xact_id()`),
     resourceType: text('resource_type').notNull(),
     id: text('id').notNull(),
     versionId: integer('version_id').notNull(),
@@ -58,8 +53,8 @@ export const resourceHistory = pgTable(
   },
   (t) => [
     uniqueIndex('resource_history_version_idx').on(t.resourceType, t.id, t.versionId),
-    index('resource_history_type_seq_idx').on(t.resourceType, t.seq),
-    index('resource_history_last_updated_idx').on(t.lastUpdated),
+    index('resource_history_type_time_idx').on(t.resourceType, t.lastUpdated, t.seq),
+    index('resource_history_time_idx').on(t.lastUpdated, t.seq),
   ],
 );
 

@@ -35,8 +35,8 @@ export interface HistoryQuery {
   id?: string;
   since?: Date;
   count: number;
-  /** Return only entries older than this seq (the paging cursor). */
-  before?: number;
+  /** Return only entries after this one in newest-first order (the paging cursor). */
+  before?: { lastUpdated: string; seq: number };
 }
 
 /** A drizzle handle or a transaction on it: the repository's writes compose inside either. */
@@ -297,18 +297,17 @@ export class Repository {
   }
 
   /**
-   * Versions newest first, in the global write order. Only versions written by
-   * transactions that finished before the oldest still-running writer began are shown
-   * (txid < snapshot xmin): a slow writer's rows appear later below a reader's cursor
-   * instead of being skipped by it.
+   * Versions newest first: by lastUpdated, then by the global sequence, so versions
+   * sharing a millisecond keep one fixed order and a cursor (lastUpdated, seq) resumes
+   * exactly after the last version a page showed.
    */
   async history(q: HistoryQuery): Promise<{ entries: HistoryEntry[]; more: boolean }> {
     const h = resourceHistory;
-    const conditions = [sql`${h.txid} < pg_snapshot_xmin(pg_current_snapshot())`];
+    const conditions = [];
     if (q.type) conditions.push(eq(h.resourceType, q.type));
     if (q.id) conditions.push(eq(h.id, q.id));
     if (q.since) conditions.push(sql`${h.lastUpdated} >= ${q.since.toISOString()}`);
-    if (q.before !== undefined) conditions.push(sql`${h.seq} < ${q.before}`);
+    if (q.before) conditions.push(sql`(${h.lastUpdated}, ${h.seq}) < (${q.before.lastUpdated}::timestamptz, ${q.before.seq})`);
     const rows = await this.db
       .select({
         seq: h.seq,
@@ -321,11 +320,23 @@ export class Repository {
       })
       .from(h)
       .where(and(...conditions))
-      .orderBy(desc(h.seq))
+      .orderBy(desc(h.lastUpdated), desc(h.seq))
       .limit(q.count + 1);
     const more = rows.length > q.count;
     const entries = rows.slice(0, q.count).map((r) => ({ ...r, deleted: r.content === null }));
     return { entries, more };
+  }
+
+  /**
+   * The instant a sync client may pass as its next `_since`: now, or the start of the
+   * oldest write still in progress in this database, whose versions (stamped when it
+   * began) are not visible yet and must not fall before the client's next window.
+   */
+  async syncPoint(): Promise<Date> {
+    const result = await this.db.execute(sql`
+      SELECT least(clock_timestamp(), min(xact_start)) AS at FROM pg_stat_activity
+      WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`);
+    return new Date((result.rows[0] as { at: string | Date }).at);
   }
 
   /**

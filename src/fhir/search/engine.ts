@@ -37,6 +37,8 @@ interface Key {
   descending: boolean;
   /** Resource columns are never null; sort keys from index tables may be. */
   nullable: boolean;
+  /** Where NULLs sort in this walk: last going forward, so first walking back. */
+  nullsFirst?: boolean;
 }
 
 /** The WHERE clause of a search: type, not deleted, every filter. */
@@ -60,9 +62,9 @@ function keysOf(req: SearchRequest): Key[] {
 }
 
 /**
- * Rows strictly after the boundary in the ordering (NULLS LAST either way). Keys of
- * one direction that are never null use a row comparison, which Postgres turns into an
- * index range; others the expanded OR form.
+ * Rows strictly after the boundary in the walk's ordering. Keys of one direction that
+ * are never null use a row comparison, which Postgres turns into an index range;
+ * others the expanded OR form, with NULLs where the walk puts them.
  */
 function afterBoundary(keys: Key[], columns: SQL[], values: unknown[]): SQL {
   if (keys.every((k) => !k.nullable && k.descending === keys[0]!.descending)) {
@@ -73,10 +75,18 @@ function afterBoundary(keys: Key[], columns: SQL[], values: unknown[]): SQL {
   for (let i = 0; i < keys.length; i++) {
     const ands: SQL[] = [];
     for (let j = 0; j < i; j++) ands.push(values[j] === null ? sql`${columns[j]} IS NULL` : sql`${columns[j]} = ${values[j]}`);
+    const k = keys[i]!;
     const v = values[i];
-    if (v === null) continue; // nothing sorts after NULL
-    const op = sql.raw(keys[i]!.descending ? '<' : '>');
-    ands.push(keys[i]!.nullable ? sql`(${columns[i]} ${op} ${v} OR ${columns[i]} IS NULL)` : sql`${columns[i]} ${op} ${v}`);
+    const op = sql.raw(k.descending ? '<' : '>');
+    if (v === null) {
+      // After a NULL come the non-null values when NULLs sort first, nothing when last.
+      if (!k.nullsFirst) continue;
+      ands.push(sql`${columns[i]} IS NOT NULL`);
+    } else if (k.nullable && !k.nullsFirst) {
+      ands.push(sql`(${columns[i]} ${op} ${v} OR ${columns[i]} IS NULL)`);
+    } else {
+      ands.push(sql`${columns[i]} ${op} ${v}`);
+    }
     ors.push(sql`(${sql.join(ands, sql` AND `)})`);
   }
   return ors.length ? sql`(${sql.join(ors, sql` OR `)})` : sql`FALSE`;
@@ -91,11 +101,11 @@ export function pageQuery(req: SearchRequest): { query: SQL; keys: Key[]; cursor
   if (cursor && cursor.k.length !== keys.length) throw badRequest('The paging cursor does not belong to this search; start again from the first page');
   const backwards = cursor?.d === 'p';
   // Walking backwards: invert every direction, then reverse the page.
-  const walk = keys.map((k) => ({ ...k, descending: backwards ? !k.descending : k.descending }));
+  const walk = keys.map((k) => ({ ...k, descending: backwards ? !k.descending : k.descending, nullsFirst: backwards }));
   const columns = keys.map((_, i) => sql.raw(`k${i}`));
   const select = keys.map((k, i) => sql`${k.expr} AS ${sql.raw(`k${i}`)}`);
   // Plain ASC/DESC on never-null keys, so a btree on the column can deliver the order.
-  const direction = (k: Key) => (k.descending ? 'DESC' : 'ASC') + (k.nullable ? ' NULLS LAST' : '');
+  const direction = (k: Key) => (k.descending ? 'DESC' : 'ASC') + (k.nullable ? (k.nullsFirst ? ' NULLS FIRST' : ' NULLS LAST') : '');
   const order = walk.map((k, i) => sql`${columns[i]} ${sql.raw(direction(k))}`);
   const inner = sql`SELECT r.resource_type, r.id, r.content, ${sql.join(select, sql`, `)} FROM resources r WHERE ${whereClause(req)}`;
   const boundary = cursor ? sql`WHERE ${afterBoundary(walk, columns, cursor.k)}` : sql``;

@@ -4,7 +4,7 @@ import { badRequest, issue, outcome, unsupportedMediaType } from '../../fhir/out
 import { parseJsonPatch } from '../../fhir/patch.js';
 import { HOSTED_TYPES } from '../../fhir/registry.js';
 import type { Tx, WriteResult } from '../../fhir/repository.js';
-import { parseETag, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
+import { fhirBodyParser, parseETag, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { ID, PRODUCES, errorResponses, outcomeResponse, preferHeader } from './schemas.js';
 
 const jsonPatchBody = {
@@ -38,6 +38,8 @@ const writeHeaders = {
 
 /** PATCH by id, and the conditional update, patch and delete (`[type]?criteria`). */
 export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
+  // JSON Patch bodies (this plugin's PATCH routes only), parsed like FHIR JSON.
+  app.addContentTypeParser('application/json-patch+json', { parseAs: 'string' }, fhirBodyParser);
   const { repo } = app;
   const base = app.config.baseUrl;
   for (const { type } of HOSTED_TYPES) {

@@ -11,7 +11,12 @@ interface HistoryParams {
   _cursor?: string;
 }
 
-const isSeqCursor = (v: Record<string, unknown>): v is { seq: number } => Number.isSafeInteger(v.seq);
+interface HistoryCursor extends Record<string, unknown> {
+  t: string;
+  s: number;
+}
+const isHistoryCursor = (v: Record<string, unknown>): v is HistoryCursor =>
+  typeof v.t === 'string' && !Number.isNaN(Date.parse(v.t)) && Number.isSafeInteger(v.s);
 
 /**
  * history at system (`/_history`), type (`/T/_history`) or instance (`/T/id/_history`)
@@ -28,7 +33,8 @@ export async function sendHistory(
     since = parseDateRange(_since)?.start;
     if (!since) throw badRequest(`_since "${_since}" is not a FHIR instant such as 2026-03-10T09:00:00Z`, ['_since']);
   }
-  const before = _cursor === undefined ? undefined : decodeCursor(_cursor, isSeqCursor).seq;
+  const cursor = _cursor === undefined ? undefined : decodeCursor(_cursor, isHistoryCursor);
+  const before = cursor && { lastUpdated: cursor.t, seq: cursor.s };
   const repo = req.server.repo;
   if (scope.id && scope.type) await repo.assertExists(scope.type, scope.id);
   const { entries, more } = await repo.history({ ...scope, since, count, before });
@@ -41,14 +47,16 @@ export async function sendHistory(
   if (_cursor !== undefined) self.set('_cursor', _cursor);
   let next: string | undefined;
   if (more) {
-    params.set('_cursor', encodeCursor({ seq: entries[entries.length - 1]!.seq }));
+    const last = entries[entries.length - 1]!;
+    params.set('_cursor', encodeCursor({ t: last.lastUpdated.toISOString(), s: last.seq }));
     next = `${path}?${params}`;
   }
   const body = serializeBundle(
     {
       resourceType: 'Bundle',
       type: 'history',
-      meta: { lastUpdated: new Date().toISOString() },
+      // The next _since for a sync client: no write still in progress is older than this.
+      meta: { lastUpdated: (await repo.syncPoint()).toISOString() },
       link: links(`${path}?${self}`, next),
     },
     entries.map((e) => historyEntry(`${base}/fhir`, e)),

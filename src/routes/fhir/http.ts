@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Resource } from '@medplum/fhirtypes';
+import { parseFhirJson } from '../../fhir/json.js';
 import type { ResourceVersion } from '../../fhir/repository.js';
 import { notAcceptable, outcome, issue, badRequest } from '../../fhir/outcome.js';
 
@@ -87,5 +88,16 @@ export function sendWritten(req: FastifyRequest, reply: FastifyReply, status: nu
       return sendFhir(req, reply, status, outcome([issue('information', 'informational', message)]));
     default:
       return sendFhir(req, reply, status, v.content as string);
+  }
+}
+
+/** Parses a JSON body keeping decimals' text (request.fhirBody) and hands the plain value to validation. */
+export function fhirBodyParser(req: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
+  try {
+    if (!String(body).trim()) return done(Object.assign(new Error('empty'), { code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }));
+    req.fhirBody = parseFhirJson(String(body));
+    done(null, req.fhirBody.plain);
+  } catch (err) {
+    done(err as Error);
   }
 }

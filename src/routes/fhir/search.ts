@@ -37,6 +37,8 @@ function searchPairs(req: FastifyRequest): [string, string][] {
 
 /** GET /fhir/T?… and POST /fhir/T/_search for each hosted type. */
 export async function searchRoutes(app: FastifyInstance): Promise<void> {
+  // POST [type]/_search sends its parameters as a form (this plugin's routes only).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
   for (const { type } of HOSTED_TYPES) {
     const schema = {
       tags: [type],
