@@ -79,3 +79,10 @@ export async function conditionalDelete(store: Store, tx: Tx, type: string, quer
   if (ids.length > 1) throw preconditionFailed(`${type}?${query} matches more than one resource; conditional delete here deletes one at a time`);
   return ids[0] ? store.delete(type, ids[0], tx) : undefined;
 }
+
+/** The body of a conditional update, carrying the id the condition chose. */
+export function withBodyId(body: ParsedJson, id: string): ParsedJson {
+  if ((body.plain as { id?: unknown }).id === id) return body;
+  const exact = { ...(body.exact as object), id };
+  return { exact, plain: body.plain === body.exact ? exact : { ...(body.plain as object), id } };
+}

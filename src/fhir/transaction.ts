@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { serializeBundle, type RawEntry } from './bundle.js';
-import { conditionalCreate, conditionalDelete, conditionalTarget, matchConditional } from './conditional.js';
+import { conditionalCreate, conditionalDelete, conditionalTarget, matchConditional, withBodyId } from './conditional.js';
 import type { ParsedJson } from './json.js';
 import { FhirError, badRequest, issue, outcome, preconditionFailed, tooLarge, unprocessable } from './outcome.js';
 import { parseJsonPatch } from './patch.js';
@@ -93,12 +93,20 @@ function parseRequest(plain: BundleEntry, exact: BundleEntry, index: number, bas
 
 const bodyId = (r: Request) => (r.method === 'PUT' ? (r.resource?.plain as { id?: string } | undefined)?.id : undefined);
 
-/** Every string in a resource equal to a key of `map` (a fullUrl) becomes the mapped reference. */
-function rewrite(value: unknown, map: Map<string, string>): unknown {
-  if (typeof value === 'string') return map.get(value) ?? value;
-  if (Array.isArray(value)) return value.map((v) => rewrite(v, map));
+/**
+ * Every string in a resource equal to a key of `map` (a fullUrl) becomes the mapped
+ * reference; inside narrative XHTML (`div`), every occurrence of one (`<a href>`).
+ */
+function rewrite(value: unknown, map: Map<string, string>, key?: string): unknown {
+  if (typeof value === 'string') {
+    if (key !== 'div') return map.get(value) ?? value;
+    let div = value;
+    for (const [from, to] of map) if (div.includes(from)) div = div.replaceAll(from, to);
+    return div;
+  }
+  if (Array.isArray(value)) return value.map((v) => rewrite(v, map, key));
   if (value && typeof value === 'object' && !JSON.isRawJSON(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rewrite(v, map)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rewrite(v, map, k)]));
   }
   return value;
 }
@@ -279,7 +287,7 @@ export class BundleProcessor {
   /** PUT, PATCH, GET/HEAD of one entry whose id is known. */
   private async apply(tx: Tx, r: Request): Promise<Outcome> {
     if (r.method === 'PUT') {
-      const { version, created } = await this.repo.update(r.type, r.id!, r.resource!, { ifMatch: r.ifMatch, tx });
+      const { version, created } = await this.repo.update(r.type, r.id!, r.query ? withBodyId(r.resource!, r.id!) : r.resource!, { ifMatch: r.ifMatch, tx });
       return { status: created ? '201 Created' : '200 OK', version };
     }
     if (r.method === 'PATCH') {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { conditionalDelete, conditionalTarget } from '../../fhir/conditional.js';
+import { conditionalDelete, conditionalTarget, withBodyId } from '../../fhir/conditional.js';
 import { badRequest, issue, outcome, unsupportedMediaType } from '../../fhir/outcome.js';
 import { parseJsonPatch } from '../../fhir/patch.js';
 import { HOSTED_TYPES } from '../../fhir/registry.js';
@@ -37,6 +37,13 @@ const writeHeaders = {
 };
 
 /** PATCH by id, and the conditional update, patch and delete (`[type]?criteria`). */
+/** Before body validation, so a FHIRPath Patch (FHIR JSON) gets 415 rather than a schema error. */
+async function jsonPatchOnly(req: FastifyRequest): Promise<void> {
+  if (!String(req.headers['content-type']).startsWith('application/json-patch+json')) {
+    throw unsupportedMediaType('PATCH takes application/json-patch+json; FHIRPath Patch is not supported yet');
+  }
+}
+
 export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
   // JSON Patch bodies (this plugin's PATCH routes only), parsed like FHIR JSON.
   app.addContentTypeParser('application/json-patch+json', { parseAs: 'string' }, fhirBodyParser);
@@ -50,12 +57,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       versionHeaders(reply, version, location(version.id, version.versionId));
       return sendWritten(req, reply, created ? 201 : 200, version, `${verb} ${type}/${version.id}`);
     };
-    const patchBody = (req: FastifyRequest) => {
-      if (!String(req.headers['content-type']).startsWith('application/json-patch+json')) {
-        throw unsupportedMediaType('PATCH takes application/json-patch+json; FHIRPath Patch is not supported yet');
-      }
-      return parseJsonPatch(req.fhirBody!);
-    };
+    const patchBody = (req: FastifyRequest) => parseJsonPatch(req.fhirBody!);
 
     app.patch<{ Params: { id: string } }>(
       `/fhir/${type}/:id`,
@@ -71,6 +73,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
           body: jsonPatchBody,
           response: { 200: resource, ...errorResponses, 410: outcomeResponse('Deleted'), 412: outcomeResponse('If-Match does not match'), 422: outcomeResponse('Test failed or result invalid') },
         },
+        preValidation: jsonPatchOnly,
       },
       async (req, reply) => {
         const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
@@ -103,8 +106,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         const bodyId = (body.plain as { id?: string }).id;
         const result = await repo.transaction(async (tx: Tx) => {
           const id = await conditionalTarget(tx, type, query, base, 'PUT', bodyId);
-          const withId = bodyId === id ? body : withBodyId(body, id);
-          return repo.update(type, id, withId, { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
+          return repo.update(type, id, withBodyId(body, id), { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
         });
         return answer(req, reply, result, result.created ? 'Created' : 'Updated');
       },
@@ -120,6 +122,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
           body: jsonPatchBody,
           response: { 200: resource, ...errorResponses, 412: outcomeResponse('More than one match'), 422: outcomeResponse('Test failed or result invalid') },
         },
+        preValidation: jsonPatchOnly,
       },
       async (req, reply) => {
         const query = criteria(req);
@@ -150,10 +153,4 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       },
     );
   }
-}
-
-/** A conditional update creating a resource: the body carries the id that was chosen. */
-function withBodyId(body: { plain: unknown; exact: unknown }, id: string) {
-  const exact = { ...(body.exact as object), id };
-  return { exact, plain: body.plain === body.exact ? exact : { ...(body.plain as object), id } };
 }
