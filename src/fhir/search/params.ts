@@ -22,22 +22,17 @@ export interface SearchParamDef {
   componentTypes?: [SearchParamType, SearchParamType];
   /**
    * Set when the parameter is answered from other parameters' index rows instead of
-   * rows of its own: Observation combo-code = code ∪ component-code, and patient =
-   * subject restricted to Patient targets. Saves a third of the index rows.
+   * rows of its own: Observation combo-code = code ∪ component-code (and the other
+   * combo-* parameters likewise), which saves a fifth of an Observation's index rows.
    */
-  storedAs?: { params: string[]; targetType?: string };
+  storedAs?: { params: string[] };
 }
 
 /** Aliases that need no rows of their own (see SearchParamDef.storedAs). */
-function aliasFor(type: string, def: SearchParamDef, codes: Set<string>): SearchParamDef['storedAs'] {
-  if (def.code.startsWith('combo-')) {
-    const base = def.code.slice('combo-'.length);
-    if (codes.has(base) && codes.has(`component-${base}`)) return { params: [base, `component-${base}`] };
-  }
-  if (def.code === 'patient' && def.expression === `${type}.subject.where(resolve() is Patient)` && codes.has('subject')) {
-    return { params: ['subject'], targetType: 'Patient' };
-  }
-  return undefined;
+function aliasFor(def: SearchParamDef, codes: Set<string>): SearchParamDef['storedAs'] {
+  if (!def.code.startsWith('combo-')) return undefined;
+  const base = def.code.slice('combo-'.length);
+  return codes.has(base) && codes.has(`component-${base}`) ? { params: [base, `component-${base}`] } : undefined;
 }
 
 /** Fascia's own parameters: R4 Procedure has no body-site. */
@@ -93,7 +88,7 @@ function load(): Map<string, Map<string, SearchParamDef>> {
     }
     const codes = new Set(params.keys());
     for (const def of params.values()) {
-      def.storedAs = aliasFor(type, def, codes);
+      def.storedAs = aliasFor(def, codes);
       if (def.storedAs) delete def.extract;
     }
     registry.set(type, params);

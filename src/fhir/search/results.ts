@@ -42,17 +42,15 @@ export function shape(row: Row, req: SearchRequest): string {
 
 const hosted = new Set<string>(HOSTED_TYPES.map((t) => t.type));
 
-/** The stored reference parameters an include follows (aliases such as patient → subject resolved). */
+/** The stored reference parameters an include follows. */
 function referenceParams(spec: IncludeSpec): string[] {
   const defs = [...searchParams(spec.source).values()].filter((d) => d.type === 'reference' && (spec.param === '*' || d.code === spec.param));
   return [...new Set(defs.flatMap((d) => d.storedAs?.params ?? [d.code]))];
 }
 
-/** Target types an include may reach: the spec's, narrowed by an alias (patient → Patient). */
+/** Target types an include may reach: the one the spec names, or any hosted type. */
 function includeTargets(spec: IncludeSpec): string[] {
-  const alias = spec.param === '*' ? undefined : searchParams(spec.source).get(spec.param)?.storedAs?.targetType;
-  const wanted = spec.targetType ?? alias;
-  return wanted ? [wanted] : [...hosted];
+  return spec.targetType ? [spec.targetType] : [...hosted];
 }
 
 /**

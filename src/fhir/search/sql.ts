@@ -156,8 +156,7 @@ function indexRows(def: SearchParamDef, modifier?: string): SQL {
   const names = def.storedAs?.params ?? [def.code];
   const suffix = modifier === 'identifier' || modifier === 'of-type' ? `:${modifier}` : '';
   const params = names.map((n) => n + suffix);
-  const param = params.length === 1 ? sql`i.param = ${params[0]}` : sql`i.param = ANY(${textArray(params)})`;
-  return def.storedAs?.targetType ? sql`${param} AND i.target_type = ${def.storedAs.targetType}` : param;
+  return params.length === 1 ? sql`i.param = ${params[0]}` : sql`i.param = ANY(${textArray(params)})`;
 }
 
 /**
