@@ -67,12 +67,12 @@ export function session(patientId: string, technique: Technique = 'astym', extra
   };
 }
 
-/** A pain 0–10 score (LOINC 72514-3) taken before or after a session. */
-export function pain(patientId: string, sessionId: string, value: number, timing: string | undefined = 'before', extra: Json = {}): Json {
+/** A pain 0–10 score (LOINC 72514-3) taken before or after a session; timing null leaves the timing extension out. */
+export function pain(patientId: string, sessionId: string, value: number, timing: string | null = 'before', extra: Json = {}): Json {
   return {
     resourceType: 'Observation',
     status: 'final',
-    ...(timing === undefined ? {} : { extension: [{ url: TIMING_EXTENSION, valueCode: timing }] }),
+    ...(timing === null ? {} : { extension: [{ url: TIMING_EXTENSION, valueCode: timing }] }),
     partOf: [{ reference: `Procedure/${sessionId}` }],
     subject: { reference: `Patient/${patientId}` },
     code: { coding: [{ ...PAIN_NRS }] },
