@@ -14,6 +14,8 @@ export const MRN_SYSTEM = 'urn:oid:2.16.840.1.113883.19.5';
 export const TECHNIQUE_SYSTEM = 'https://fhir.fascia.example/CodeSystem/technique';
 export const LOINC = 'http://loinc.org';
 export const UCUM = 'http://unitsofmeasure.org';
+export const SNOMED = 'http://snomed.info/sct';
+const FASCIA = 'https://fhir.fascia.example/StructureDefinition';
 
 /** `identifier=urn:oid:…|MRN-1`, the search criteria an EHR matches its patients by. */
 export const byMrn = (mrn: string) => `identifier=${MRN_SYSTEM}|${mrn}`;
@@ -36,21 +38,29 @@ export function astymSession(subject: string, extra: Json = {}): Json {
     status: 'completed',
     subject: { reference: subject },
     code: { coding: [{ system: TECHNIQUE_SYSTEM, code: 'astym', display: 'Astym' }], text: 'Astym session' },
-    performedDateTime: '2026-11-20T10:30:00Z',
+    performedPeriod: { start: '2026-11-20T10:30:00Z', end: '2026-11-20T10:55:00Z' },
+    bodySite: [
+      {
+        coding: [{ system: SNOMED, code: '61352006', display: 'Achilles tendon' }],
+        extension: [{ url: `${FASCIA}/laterality`, valueCodeableConcept: { coding: [{ system: SNOMED, code: '7771000', display: 'Left' }] } }],
+      },
+    ],
+    reasonCode: [{ coding: [{ system: SNOMED, code: '11654001', display: 'Achilles tendinitis' }] }],
     ...extra,
   };
 }
 
-export function painScore(subject: string, session: string | undefined, value: number, extra: Json = {}): Json {
+/** Pain 0–10 (LOINC 72514-3) taken before or after the session it is partOf. */
+export function painScore(subject: string, session: string | undefined, value: number, timing: 'before' | 'after' = 'before'): Json {
   return {
     resourceType: 'Observation',
     status: 'final',
+    extension: [{ url: `${FASCIA}/measurement-timing`, valueCode: timing }],
     ...(session ? { partOf: [{ reference: session }] } : {}),
     subject: { reference: subject },
     code: { coding: [{ system: LOINC, code: '72514-3', display: 'Pain severity - 0-10 verbal numeric rating [Score] - Reported' }] },
-    effectiveDateTime: '2026-11-20T10:25:00Z',
+    effectiveDateTime: timing === 'before' ? '2026-11-20T10:25:00Z' : '2026-11-20T11:00:00Z',
     valueQuantity: { value, unit: 'score', system: UCUM, code: '{score}' },
-    ...extra,
   };
 }
 
@@ -79,7 +89,7 @@ export const deleteEntry = (url: string): Json => ({ request: { method: 'DELETE'
 
 export const bundle = (type: 'transaction' | 'batch', entry: Json[]): Json => ({ resourceType: 'Bundle', type, entry });
 
-/** The visit as one transaction: Patient, session, two pain scores (before and after). */
+/** The visit as one transaction: Patient, session, two pain scores (6 before, 3 after). */
 export function visitTransaction(mrn: string): { bundle: Json; patientUrn: string; sessionUrn: string } {
   const patientUrn = urn();
   const sessionUrn = urn();
@@ -90,7 +100,7 @@ export function visitTransaction(mrn: string): { bundle: Json; patientUrn: strin
       postEntry(patientWithMrn(mrn), { fullUrl: patientUrn }),
       postEntry(astymSession(patientUrn), { fullUrl: sessionUrn }),
       postEntry(painScore(patientUrn, sessionUrn, 6), { fullUrl: urn() }),
-      postEntry(painScore(patientUrn, sessionUrn, 3), { fullUrl: urn() }),
+      postEntry(painScore(patientUrn, sessionUrn, 3, 'after'), { fullUrl: urn() }),
     ]),
   };
 }

@@ -22,6 +22,7 @@ import {
   postBundle,
   postEntry,
   putEntry,
+  SNOMED,
   storedRows,
   urn,
 } from '../transaction-fixtures.js';
@@ -36,7 +37,7 @@ function courseBundle(invalidAt?: number): Json {
   sessions.forEach((s) => entries.push(postEntry(astymSession(patientUrn), { fullUrl: s })));
   while (entries.length < 200) {
     const i = entries.length;
-    const obs = painScore(patientUrn, sessions[i % sessions.length], i % 11);
+    const obs = painScore(patientUrn, sessions[i % sessions.length], i % 11, i % 2 ? 'before' : 'after');
     entries.push(postEntry(i === invalidAt ? { ...obs, status: 'bogus' } : obs, { fullUrl: urn() }));
   }
   return bundle('transaction', entries);
@@ -209,4 +210,27 @@ t.test('identities overlap once conditionals resolve (DELETE Patient?identifier=
   t.same(await storedRows(database), before, 'nothing written');
   const read = (await app.inject({ url: `/fhir/Patient/${id}` })).json() as Json;
   t.equal(read.meta?.versionId, '1', 'the Patient is still at version 1');
+});
+
+t.test('a business rule failing late (session contraindicated by a Condition in the same Bundle): 422, nothing written', async (t) => {
+  const before = await storedRows(database);
+  const patientUrn = urn();
+  const openWound = {
+    resourceType: 'Condition',
+    clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+    verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code: 'confirmed' }] },
+    code: { coding: [{ system: SNOMED, code: '125643001' }], text: 'Open wound, left calf' },
+    subject: { reference: patientUrn },
+  };
+  const res = await postBundle(
+    app,
+    bundle('transaction', [
+      postEntry(patientWithMrn('MRN-8'), { fullUrl: patientUrn }),
+      postEntry(openWound, { fullUrl: urn() }),
+      postEntry(astymSession(patientUrn), { fullUrl: urn() }),
+    ]),
+  );
+  assertOutcome(t, res, 422, 'business-rule');
+  t.same(await storedRows(database), before, 'the Patient and Condition were rolled back with the session');
+  t.equal(await patientsWithMrn(database, 'MRN-8'), 0);
 });
