@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { issue, outcome } from './fhir/outcome.js';
+import { domainHooks } from './domain/hooks.js';
 import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
 import { fhirSchemas } from './openapi/fhir-schemas.js';
@@ -15,6 +16,7 @@ import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
 import { bundleRoutes } from './routes/fhir/bundle.js';
 import { conditionalRoutes } from './routes/fhir/conditional.js';
 import { conformanceRoutes } from './routes/fhir/conformance.js';
+import { operationRoutes } from './routes/fhir/operations.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
@@ -51,7 +53,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   });
   loadDefinitions();
   app.decorate('config', config);
-  app.decorate('repo', database ? new Repository(database.db, config.baseUrl) : (undefined as unknown as Repository));
+  app.decorate('repo', database ? new Repository(database.db, config.baseUrl, domainHooks) : (undefined as unknown as Repository));
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);
 
@@ -107,6 +109,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   await app.register(searchRoutes);
   await app.register(resourceRoutes);
   await app.register(conditionalRoutes);
+  await app.register(operationRoutes);
   await app.register(async () => methods.register());
   return app;
 }

@@ -45,6 +45,8 @@ const schema = {
     },
     BODY_LIMIT: { type: 'integer', minimum: 1024, default: 50 * 1024 * 1024 },
     DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    // Read by src/domain/codes.ts at import; checked here so a bad value stops the start.
+    CANONICAL_BASE: { type: 'string', pattern: '^https?://[^\\s]+$' },
     MAX_BUNDLE_ENTRIES: { type: 'integer', minimum: 1, default: 20000 },
   },
 } as const;

@@ -11,8 +11,12 @@ export const UCUM = 'http://unitsofmeasure.org';
 export const OBSERVATION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category';
 export const CONDITION_CLINICAL = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
 
-/** Base of Fascia's canonical URLs (CodeSystems, extensions, SearchParameters). */
-export const CANONICAL_BASE = 'https://fhir.fascia.example';
+/**
+ * Base of Fascia's canonical URLs (CodeSystems, ValueSets, profiles, extensions,
+ * SearchParameters): CANONICAL_BASE, read once at start (config.ts checks its form).
+ * Canonical URLs are identifiers, not addresses: keep one value for the life of the data.
+ */
+export const CANONICAL_BASE = (process.env.CANONICAL_BASE || 'https://fhir.fascia.example').replace(/\/+$/, '');
 export const TECHNIQUE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/technique`;
 /** Local observation codes for what LOINC does not cover (tolerance, skin response, outcome scores). */
 export const OBSERVATION_SYSTEM = `${CANONICAL_BASE}/CodeSystem/observation`;
@@ -44,3 +48,63 @@ export const MANUAL_THERAPY_CPT = {
   code: '97140',
   display: 'Manual therapy techniques, 1 or more regions, each 15 minutes',
 } as const;
+
+export const SESSION_PROFILE = `${CANONICAL_BASE}/StructureDefinition/soft-tissue-session`;
+export const MEASUREMENT_PROFILE = `${CANONICAL_BASE}/StructureDefinition/session-measurement`;
+export const DOSE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/session-dose`;
+export const LATERALITY_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/laterality`;
+export const OVERRIDE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/contraindication-override`;
+export const INSTRUMENT_SYSTEM = `${CANONICAL_BASE}/CodeSystem/instrument`;
+export const PRESSURE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/pressure`;
+export const TOLERANCE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/tolerance`;
+export const OVERRIDE_REASON_SYSTEM = `${CANONICAL_BASE}/CodeSystem/contraindication-override-reason`;
+export const CONTRAINDICATION_SYSTEM = `${CANONICAL_BASE}/CodeSystem/contraindication`;
+
+export const TECHNIQUES: Technique[] = ['iastm', 'graston', 'astym', 'astr', 'gua-sha', 'cross-friction'];
+
+/** A code in a system: what screening and the value sets compare. */
+export interface Code {
+  system: string;
+  code: string;
+  display?: string;
+}
+
+// No display strings: CODES.md confirms the codes, not their preferred terms.
+const sct = (code: string): Code => ({ system: SNOMED, code });
+const icd = (code: string): Code => ({ system: ICD10CM, code });
+
+/**
+ * Contraindications of every technique (shared/CODES.md, codes marked V only: the
+ * ICD-10-CM codes for hypertension and osteoporosis are unconfirmed there and left out).
+ * Matching is by exact code: there is no terminology server for subsumption.
+ */
+export const CONTRAINDICATIONS: { label: string; codes: Code[]; techniques: Technique[] | 'all' }[] = [
+  { label: 'Open wound', codes: [sct('125643001'), sct('416462003')], techniques: 'all' },
+  {
+    label: 'Unhealed fracture',
+    codes: [sct('125605004'), sct('134194006'), sct('302941001')],
+    techniques: 'all',
+  },
+  { label: 'Hypertension', codes: [sct('38341003'), sct('59621000')], techniques: 'all' },
+  { label: 'Hematoma', codes: [sct('385494008'), icd('M79.81')], techniques: 'all' },
+  {
+    label: 'Hemophilia',
+    codes: [sct('28293008'), sct('41788008'), icd('D66'), icd('D67')],
+    techniques: 'all',
+  },
+  { label: 'Patient intolerance', codes: [{ system: CONTRAINDICATION_SYSTEM, code: 'patient-intolerance', display: 'Patient intolerance of soft-tissue technique' }], techniques: 'all' },
+  { label: 'Severe osteoporosis', codes: [sct('64859006')], techniques: ['astr'] },
+  {
+    label: 'Nerve damage',
+    codes: [sct('57182000'), sct('386033004'), sct('302226006')],
+    techniques: ['astr'],
+  },
+  { label: 'Acute inflammation', codes: [sct('128139000')], techniques: ['astr'] },
+];
+
+/** Body sites (SNOMED, CODES.md V) that have a left and a right. */
+export const SIDED_SITES = new Set([
+  '61352006', '18033002', '245100002', '7885001', '7480001', '14975008', '30021000', '8205005', '74670003', '16982005',
+  '127949000', '16953009', '72696002', '68367000', '40983000', '56459004', '344001', '6423006',
+]);
+export const LATERALITY_CODES = new Set(['7771000', '24028007', '51440002']);

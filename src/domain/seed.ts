@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Condition, Observation, Patient, Procedure } from '@medplum/fhirtypes';
 import {
   CONDITION_CLINICAL,
+  DOSE_EXTENSION,
+  INSTRUMENT_SYSTEM,
+  LATERALITY_EXTENSION,
   EXERCISE_THERAPY,
   GRIP_LEFT,
   GRIP_RIGHT,
@@ -20,6 +23,7 @@ import {
   UCUM,
   type Technique,
 } from './codes.js';
+import './search-parameters.js';
 
 /**
  * A generator of realistic soft-tissue therapy records for benchmarks and demos:
@@ -85,7 +89,15 @@ const SCORE_RANGES: Record<Indication['score'], [[number, number], [number, numb
   quickdash: [[45, 70], [10, 35]],
 };
 
-const INSTRUMENT = new Set<Technique>(['iastm', 'graston', 'astym', 'gua-sha']);
+const INSTRUMENT_TECHNIQUES = new Set<Technique>(['iastm', 'graston', 'astym', 'gua-sha']);
+const INSTRUMENT: Record<Technique, string> = {
+  iastm: 'stainless-steel',
+  graston: 'stainless-steel',
+  astym: 'astym-instrument',
+  'gua-sha': 'gua-sha-tool',
+  astr: 'hand',
+  'cross-friction': 'hand',
+};
 const FAMILIES = ['Okafor', 'Müller', 'García', 'Nguyen', 'Smith', 'Kowalski', 'Haddad', 'Silva', 'Johansson', 'Dubois', 'Rossi', 'Tanaka'];
 const GIVEN = ['Ada', 'Ben', 'Chloé', 'Dmitri', 'Eva', 'Farah', 'Goran', 'Hana', 'Ivan', 'Jules', 'Kemi', 'Lars'];
 const DAY = 86_400_000;
@@ -122,6 +134,7 @@ export function generatePatient(rnd: () => number, index: number, start: Date): 
   const conditionId = randomUUID();
   const icd = ind.icd?.any ?? ind.icd?.[side];
   const bodySite = {
+    ...(ind.sided ? { extension: [{ url: LATERALITY_EXTENSION, valueCodeableConcept: { coding: [LATERALITY[side]] } }] } : {}),
     coding: [{ system: SNOMED, code: ind.site.code }],
     text: ind.sided ? `${side === 'left' ? 'Left' : 'Right'} ${ind.site.text.toLowerCase()}` : ind.site.text,
   };
@@ -155,7 +168,16 @@ export function generatePatient(rnd: () => number, index: number, start: Date): 
       performedPeriod: { start: startIso, end: endIso },
       reasonReference: [ref('Condition', conditionId)],
       reasonCode: [{ coding: [{ system: SNOMED, code: ind.snomed, display: ind.display }] }],
-      bodySite: [ind.sided ? { ...bodySite, coding: [...bodySite.coding] } : bodySite],
+      bodySite: [bodySite],
+      extension: [
+        {
+          url: DOSE_EXTENSION,
+          extension: [
+            { url: 'minutes-per-site', valueDecimal: technique === 'iastm' || technique === 'graston' ? 2 : minutes },
+            { url: 'instrument', valueCoding: { system: INSTRUMENT_SYSTEM, code: INSTRUMENT[technique] } },
+          ],
+        },
+      ],
     });
     if (rnd() < 0.75) {
       out.push({
@@ -190,7 +212,7 @@ export function generatePatient(rnd: () => number, index: number, start: Date): 
     } else {
       out.push(obs({ coding: [{ system: OBSERVATION_SYSTEM, code: 'range-of-motion' }], text: `Range of motion, ${bodySite.text}` }, { valueQuantity: quantity(Math.round(measure), 'deg', 'deg') }, 'after'));
     }
-    if (INSTRUMENT.has(technique) && rnd() < 0.6) {
+    if (INSTRUMENT_TECHNIQUES.has(technique) && rnd() < 0.6) {
       const response = rnd() < 0.08 ? SKIN.ecchymosis : rnd() < 0.6 ? SKIN.petechiae : SKIN.erythema;
       out.push(obs({ coding: [{ system: OBSERVATION_SYSTEM, code: 'skin-response' }] }, { valueCodeableConcept: { coding: [response] } }, 'after'));
     }

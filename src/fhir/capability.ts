@@ -16,10 +16,20 @@ const VERSION = '0.1.0';
  * The CapabilityStatement, built from the registry so it can only claim what the
  * routes serve. Built once per process; the date is the start time.
  */
-export function capabilityStatement(baseUrl: string, started: Date): CapabilityStatement {
+/** What the domain adds per type: profiles it enforces and operations it answers. */
+export interface DomainCapabilities {
+  profiles: Record<string, string[]>;
+  operations: Record<string, { name: string; definition: string; documentation: string }[]>;
+}
+
+export function capabilityStatement(baseUrl: string, started: Date, domain: DomainCapabilities = { profiles: {}, operations: {} }): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description }) => ({
     type,
     documentation: description,
+    ...(domain.profiles[type] ? { supportedProfile: domain.profiles[type] } : {}),
+    ...(domain.operations[type]
+      ? { operation: domain.operations[type].map(({ name, definition, documentation }) => ({ name, definition, documentation })) }
+      : {}),
     interaction: [
       { code: 'read' },
       { code: 'vread' },

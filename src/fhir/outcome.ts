@@ -28,12 +28,15 @@ export class FhirError extends Error {
   readonly issues: OperationOutcomeIssue[];
   /** Extra response headers, e.g. Allow on a 405. */
   readonly headers: Record<string, string>;
+  /** The resource at fault (`Procedure/123`), when the error is about one: lets a Bundle name its entry. */
+  readonly subject?: string;
 
-  constructor(status: number, issues: OperationOutcomeIssue[], headers: Record<string, string> = {}) {
+  constructor(status: number, issues: OperationOutcomeIssue[], headers: Record<string, string> = {}, subject?: string) {
     super(issues.map((i) => i.details?.text ?? i.code).join('; '));
     this.status = status;
     this.issues = issues;
     this.headers = headers;
+    this.subject = subject;
   }
 
   get outcome(): OperationOutcome {

@@ -8,6 +8,7 @@ import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
 import { writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
+import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 
 /** One version of a resource as stored. `content` is null for a deletion. */
 export interface ResourceVersion {
@@ -17,6 +18,26 @@ export interface ResourceVersion {
   lastUpdated: Date;
   deleted: boolean;
   content: string | null;
+  /** Business-rule warnings raised when it was written (not stored). */
+  warnings?: OperationOutcomeIssue[];
+}
+
+/** A resource written in the current transaction, as the hooks see it. */
+export interface Written {
+  type: string;
+  id: string;
+  resource: Resource;
+}
+
+/**
+ * Where domain knowledge plugs into the engine (the engine knows no technique):
+ * `check` adds business rules to validation (errors → 422, warnings returned to the
+ * client); `beforeCommit` runs inside the write's transaction after every row is
+ * written, seeing the transaction's own writes, and may throw to roll it all back.
+ */
+export interface WriteHooks {
+  check?(type: string, resource: Resource): OperationOutcomeIssue[];
+  beforeCommit?(tx: Tx, written: Written[]): Promise<void>;
 }
 
 export interface HistoryEntry extends ResourceVersion {
@@ -86,10 +107,26 @@ function stamp(body: ParsedJson, id: string, versionId: number, lastUpdated: Dat
 /** The versioned store: every write is one database transaction (current row + history row). */
 export class Repository {
   /** `baseUrl` tells which absolute references point at this server (for the reference index). */
+  /** Resources written per open transaction, for beforeCommit. */
+  private readonly pending = new WeakMap<Tx, Written[]>();
+
   constructor(
     readonly db: Db,
     private readonly baseUrl: string,
+    private readonly hooks: WriteHooks = {},
   ) {}
+
+  /**
+   * Structural validation (400) then the business rules of the hooks: errors → 422,
+   * warnings returned. Used by every write and by $validate.
+   */
+  check(type: string, body: ParsedJson): OperationOutcomeIssue[] {
+    validateResource(body.plain, type);
+    const issues = this.hooks.check?.(type, body.plain as Resource) ?? [];
+    const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
+    if (errors.length) throw new FhirError(422, errors);
+    return issues;
+  }
 
   /**
    * Runs `fn` in one database transaction (or inside `tx` when the caller already has
@@ -100,7 +137,11 @@ export class Repository {
     try {
       return await this.db.transaction(async (t) => {
         await t.execute(sql.raw(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`));
-        return fn(t);
+        const written: Written[] = [];
+        this.pending.set(t, written);
+        const result = await fn(t);
+        if (written.length) await this.hooks.beforeCommit?.(t, written);
+        return result;
       });
     } catch (err) {
       throw mapDatabaseError(err);
@@ -108,12 +149,12 @@ export class Repository {
   }
 
   async create(type: string, body: ParsedJson, options: { id?: string; tx?: Tx } = {}): Promise<ResourceVersion> {
-    validateResource(body.plain, type);
+    const warnings = this.check(type, body);
     const id = options.id ?? randomUUID();
     return this.transaction(async (tx) => {
       const version = await this.insertVersion(tx, type, id, 1, body, 'POST', false);
       if (!version) throw conflict(`${type}/${id} already exists`);
-      return version;
+      return { ...version, warnings };
     }, options.tx);
   }
 
@@ -127,7 +168,7 @@ export class Repository {
     executor?: Executor,
     options: { validated?: boolean } = {},
   ): Promise<ResourceVersion[]> {
-    if (!options.validated) for (const { type, body } of items) validateResource(body.plain, type);
+    if (!options.validated) for (const { type, body } of items) this.check(type, body);
     const lastUpdated = new Date();
     const versions = items.map(({ type, body, id = randomUUID() }) => ({
       resourceType: type,
@@ -155,6 +196,7 @@ export class Repository {
         byType.set(type, list);
       });
       for (const [type, list] of byType) await writeIndexes(tx, type, list, true);
+      this.pending.get(tx)?.push(...items.map(({ type, body }, i) => ({ type, id: versions[i]!.id, resource: body.plain as Resource })));
     };
     await this.transaction(write, executor);
     return versions;
@@ -206,7 +248,7 @@ export class Repository {
     const bodyId = (body.plain as { id?: unknown }).id;
     if (bodyId === undefined) throw badRequest('The resource in an update must carry an id', [`${type}.id`]);
     if (bodyId !== id) throw badRequest(`The body id "${String(bodyId)}" does not match the URL id "${id}"`, [`${type}.id`]);
-    validateResource(body.plain, type);
+    const warnings = this.check(type, body);
     return this.transaction(async (tx) => {
       for (;;) {
         const [current] = await tx
@@ -220,12 +262,12 @@ export class Repository {
           }
           const version = await this.insertVersion(tx, type, id, current.versionId + 1, body, method, true);
           // Reviving a deleted resource brings it back into existence: 201, like a create.
-          return { version: version as ResourceVersion, created: current.deleted };
+          return { version: { ...version!, warnings }, created: current.deleted };
         }
         if (ifMatch !== undefined) throw preconditionFailed(`If-Match W/"${ifMatch}" given but ${type}/${id} does not exist`);
         // A concurrent create of the same id wins the insert; loop to lock its row and update.
         const version = await this.insertVersion(tx, type, id, 1, body, method, false);
-        if (version) return { version, created: true };
+        if (version) return { version: { ...version, warnings }, created: true };
       }
     }, options.tx);
   }
@@ -374,6 +416,7 @@ export class Repository {
     await tx.insert(resourceHistory).values({ ...row, method });
     const rows = indexResource(type, body.plain as Record<string, unknown>, this.baseUrl);
     await writeIndexes(tx, type, [{ id, rows }], !exists);
+    this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource });
     return version;
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { serializeBundle, type RawEntry } from './bundle.js';
 import { conditionalCreate, conditionalDelete, conditionalTarget, matchConditional, withBodyId } from './conditional.js';
 import type { ParsedJson } from './json.js';
@@ -8,7 +8,6 @@ import { parseJsonPatch } from './patch.js';
 import { isHostedType } from './registry.js';
 import type { Repository, ResourceVersion, Tx } from './repository.js';
 import { search } from './search/index.js';
-import { validateResource } from './validation.js';
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -31,6 +30,8 @@ interface Request {
 interface Outcome {
   status: string;
   version?: ResourceVersion;
+  /** Business-rule warnings, returned as the entry's response.outcome. */
+  warnings?: OperationOutcomeIssue[];
   /** A GET's answer (resource or searchset Bundle), as JSON text. */
   body?: string;
 }
@@ -158,7 +159,14 @@ export class BundleProcessor {
     const exactEntries = ((body.exact as Bundle).entry ?? []) as BundleEntry[];
     if (bundle.type === 'batch') return this.batch(entries, exactEntries);
     const requests = entries.map((e, i) => parseRequest(e, exactEntries[i]!, i, this.options.baseUrl));
-    const outcomes = await this.repo.transaction((tx) => this.transaction(tx, requests));
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.repo.transaction((tx) => this.transaction(tx, requests));
+    } catch (err) {
+      // A rule checked before commit (e.g. screening) names a resource: name its entry.
+      const entry = err instanceof FhirError && err.subject ? requests.find((r) => `${r.type}/${r.id}` === err.subject) : undefined;
+      throw entry ? atEntry(err, entry.index) : err;
+    }
     return this.response('transaction-response', requests.map((r, i) => this.responseEntry(r, outcomes[i]!)));
   }
 
@@ -225,19 +233,19 @@ export class BundleProcessor {
 
     if (creates.length) {
       // Validated one by one first, so an invalid resource is named by its entry.
-      for (const r of creates) {
+      const warnings = creates.map((r) => {
         try {
-          validateResource(r.resource!.plain, r.type);
+          return this.repo.check(r.type, r.resource!);
         } catch (err) {
           throw atEntry(err, r.index);
         }
-      }
+      });
       const versions = await this.repo.createMany(
         creates.map((r) => ({ type: r.type, body: r.resource!, id: r.id })),
         tx,
         { validated: true },
       );
-      creates.forEach((r, i) => (outcomes[r.index] = { status: '201 Created', version: versions[i] }));
+      creates.forEach((r, i) => (outcomes[r.index] = { status: '201 Created', version: versions[i], warnings: warnings[i] }));
     }
 
     for (const r of ordered) {
@@ -308,6 +316,8 @@ export class BundleProcessor {
       response.etag = `W/"${v.versionId}"`;
       response.lastModified = v.lastUpdated.toISOString();
     }
+    const warnings = o.warnings ?? v?.warnings;
+    if (warnings?.length) response.outcome = outcome(warnings);
     const fields: Record<string, unknown> = {};
     if (v) fields.fullUrl = `${this.options.baseUrl}/fhir/${r.type}/${v.id}`;
     fields.response = response;

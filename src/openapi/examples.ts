@@ -5,8 +5,7 @@ import type { Observation, Patient, Procedure } from '@medplum/fhirtypes';
  * shared/CODES.md; the technique system is Fascia's own (SNOMED has no concept for
  * Graston/IASTM).
  */
-const SNOMED = 'http://snomed.info/sct';
-export const TECHNIQUE_SYSTEM = 'https://fhir.fascia.example/CodeSystem/technique';
+import { DOSE_EXTENSION, INSTRUMENT_SYSTEM, LATERALITY, LATERALITY_EXTENSION, PRESSURE_SYSTEM, SNOMED, TECHNIQUE_SYSTEM, TIMING_EXTENSION } from '../domain/codes.js';
 
 export const examplePatient: Patient = {
   resourceType: 'Patient',
@@ -32,13 +31,31 @@ export const exampleProcedure: Procedure = {
   subject: { reference: 'Patient/8a2c1f0e-5b7d-4c1e-9f3a-2d6b8e4a7c10' },
   performedPeriod: { start: '2026-03-10T09:00:00Z', end: '2026-03-10T09:35:00Z' },
   reasonCode: [{ coding: [{ system: SNOMED, code: '202855006', display: 'Lateral epicondylitis' }] }],
-  bodySite: [{ coding: [{ system: SNOMED, code: '127949000' }], text: 'Right elbow region, lateral' }],
+  bodySite: [
+    {
+      extension: [{ url: LATERALITY_EXTENSION, valueCodeableConcept: { coding: [LATERALITY.right] } }],
+      coding: [{ system: SNOMED, code: '127949000' }],
+      text: 'Right elbow region, lateral',
+    },
+  ],
+  extension: [
+    {
+      url: DOSE_EXTENSION,
+      extension: [
+        { url: 'minutes-per-site', valueDecimal: 2 },
+        { url: 'strokes', valueInteger: 120 },
+        { url: 'pressure', valueCoding: { system: PRESSURE_SYSTEM, code: 'moderate' } },
+        { url: 'instrument', valueCoding: { system: INSTRUMENT_SYSTEM, code: 'stainless-steel' } },
+      ],
+    },
+  ],
   note: [{ text: 'Warm-up on arm ergometer; emollient applied; 2 minutes of strokes across the common extensor origin; eccentric wrist extension exercise afterwards.' }],
 };
 
 /** Pain on the 0–10 numeric rating scale, reported before that session. */
 export const exampleObservation: Observation = {
   resourceType: 'Observation',
+  extension: [{ url: TIMING_EXTENSION, valueCode: 'before' }],
   status: 'final',
   category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'survey' }] }],
   code: { coding: [{ system: 'http://loinc.org', code: '72514-3' }], text: 'Pain severity 0–10, before session' },

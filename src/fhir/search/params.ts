@@ -35,22 +35,16 @@ function aliasFor(def: SearchParamDef, codes: Set<string>): SearchParamDef['stor
   return codes.has(base) && codes.has(`component-${base}`) ? { params: [base, `component-${base}`] } : undefined;
 }
 
-/** Fascia's own parameters: R4 Procedure has no body-site. */
-export const BODY_SITE_URL = 'https://fhir.fascia.example/SearchParameter/Procedure-body-site';
-export const customSearchParameters: SearchParameter[] = [
-  {
-    resourceType: 'SearchParameter',
-    id: 'Procedure-body-site',
-    url: BODY_SITE_URL,
-    name: 'body-site',
-    status: 'active',
-    description: 'Anatomical location of a soft-tissue session (Procedure.bodySite), e.g. http://snomed.info/sct|61352006 for the Achilles tendon.',
-    code: 'body-site',
-    base: ['Procedure'],
-    type: 'token',
-    expression: 'Procedure.bodySite',
-  },
-];
+/**
+ * SearchParameters beyond R4 that the domain defines (e.g. Procedure body-site).
+ * Registered before the first search; they are indexed and searched like R4's own.
+ */
+export const customSearchParameters: SearchParameter[] = [];
+
+export function registerSearchParameters(params: SearchParameter[]): void {
+  if (registry) throw new Error('Search parameters must be registered before the first search');
+  customSearchParameters.push(...params);
+}
 
 /** Common parameters the engine answers from resource columns or does not support. */
 const COLUMN_PARAMS = new Set(['_id', '_lastUpdated']);

@@ -2,16 +2,19 @@ import type { FastifyInstance } from 'fastify';
 import type { Resource } from '@medplum/fhirtypes';
 import { serializeBundle } from '../../fhir/bundle.js';
 import { notFound } from '../../fhir/outcome.js';
+import { structureDefinitions } from '../../domain/profiles.js';
+import { terminology } from '../../domain/terminology.js';
 import { customSearchParameters } from '../../fhir/search/params.js';
 import { sendFhir } from './http.js';
 import { ID, PRODUCES, errorResponses, formatQuery } from './schemas.js';
 
 /**
- * Conformance resources Fascia defines, served read-only: today the SearchParameters
- * that R4 lacks (Procedure body-site).
+ * Conformance resources Fascia defines, served read-only: its CodeSystems, ValueSets,
+ * ConceptMap, profiles and extensions (StructureDefinition), and the SearchParameters
+ * that R4 lacks. Searchable by url.
  */
 export async function conformanceRoutes(app: FastifyInstance): Promise<void> {
-  const byType: Record<string, Resource[]> = { SearchParameter: customSearchParameters };
+  const byType: Record<string, Resource[]> = { ...terminology, StructureDefinition: structureDefinitions, SearchParameter: customSearchParameters };
   for (const [type, resources] of Object.entries(byType)) {
     app.get<{ Querystring: { url?: string } }>(
       `/fhir/${type}`,

@@ -85,7 +85,7 @@ export function sendWritten(req: FastifyRequest, reply: FastifyReply, status: nu
     case 'minimal':
       return reply.code(status).send();
     case 'OperationOutcome':
-      return sendFhir(req, reply, status, outcome([issue('information', 'informational', message)]));
+      return sendFhir(req, reply, status, outcome([issue('information', 'informational', message), ...(v.warnings ?? [])]));
     default:
       return sendFhir(req, reply, status, v.content as string);
   }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { CANONICAL_BASE, MEASUREMENT_PROFILE, SESSION_PROFILE } from '../../domain/codes.js';
 import { capabilityStatement } from '../../fhir/capability.js';
 import { notSupported } from '../../fhir/outcome.js';
 import { sendHistory } from './history.js';
@@ -9,7 +10,23 @@ import { ALL_METHODS } from './methods.js';
 
 /** metadata, system history, and the answer for types this server does not host. */
 export async function systemRoutes(app: FastifyInstance): Promise<void> {
-  const statement = JSON.stringify(capabilityStatement(app.config.baseUrl, new Date()));
+  const validate = {
+    name: 'validate',
+    definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+    documentation: 'Runs the checks of a write (structure, profiles, screening) without storing',
+  };
+  const own = (name: string, documentation: string) => ({ name, definition: `${CANONICAL_BASE}/OperationDefinition/${name}`, documentation });
+  const statement = JSON.stringify(
+    capabilityStatement(app.config.baseUrl, new Date(), {
+      profiles: { Procedure: [SESSION_PROFILE], Observation: [MEASUREMENT_PROFILE] },
+      operations: {
+        Patient: [validate, own('course-summary', "The patient's soft-tissue courses per technique and body site (Parameters)")],
+        Procedure: [validate, own('screen', 'Contraindications of a proposed session found in the patient’s active Conditions')],
+        Condition: [validate],
+        Observation: [validate],
+      },
+    }),
+  );
 
   app.get(
     '/fhir/metadata',

@@ -1,0 +1,146 @@
+import type { FastifyInstance } from 'fastify';
+import type { OperationOutcomeIssue, Procedure } from '@medplum/fhirtypes';
+import { TECHNIQUE_SYSTEM } from '../../domain/codes.js';
+import { isSession, techniqueOf } from '../../domain/profiles.js';
+import { screenSession } from '../../domain/screening.js';
+import { courseRows, summaryParameters } from '../../domain/summary.js';
+import { parseDateRange } from '../../fhir/dates.js';
+import { FhirError, badRequest, issue, outcome } from '../../fhir/outcome.js';
+import { HOSTED_TYPES } from '../../fhir/registry.js';
+import { sendFhir } from './http.js';
+import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
+
+const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
+
+/** $validate, Procedure/$screen and Patient/$course-summary. */
+export async function operationRoutes(app: FastifyInstance): Promise<void> {
+  const { repo } = app;
+
+  for (const { type } of HOSTED_TYPES) {
+    app.post(
+      `/fhir/${type}/$validate`,
+      {
+        schema: {
+          tags: [type],
+          summary: `Validate a ${type} without storing it`,
+          description: 'Runs every check a create runs (R4 structure, the soft-tissue profiles, contraindication screening for sessions) and answers 200 with an OperationOutcome listing the errors and warnings.',
+          consumes: CONSUMES,
+          produces: PRODUCES,
+          body: anyResource,
+          response: { 200: { $ref: 'OperationOutcome#' }, ...errorResponses },
+        },
+      },
+      async (req, reply) => {
+        const body = req.fhirBody!;
+        const issues: OperationOutcomeIssue[] = [];
+        try {
+          issues.push(...repo.check(type, body));
+        } catch (err) {
+          if (!(err instanceof FhirError)) throw err;
+          issues.push(...err.issues);
+        }
+        const resource = body.plain as Procedure;
+        if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) issues.push(...(await screenSession(repo.db, resource)));
+        if (!issues.length) issues.push(issue('information', 'informational', `The ${type} is valid`));
+        return sendFhir(req, reply, 200, outcome(issues));
+      },
+    );
+  }
+
+  app.post(
+    '/fhir/Procedure/$screen',
+    {
+      schema: {
+        tags: ['Procedure'],
+        summary: 'Screen a proposed soft-tissue session for contraindications',
+        description:
+          "Checks the patient's active Conditions against the contraindications of the session's technique (open wound, unhealed fracture, hypertension, hematoma, hemophilia, intolerance; for ASTR also osteoporosis, nerve damage, acute inflammation). " +
+          'Answers 200 with one issue per contraindication found, naming the Condition (a warning when the Procedure records a clinician override), or an informational issue when none.',
+        consumes: CONSUMES,
+        produces: PRODUCES,
+        body: { $ref: 'Procedure#' },
+        response: { 200: { $ref: 'OperationOutcome#' }, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const p = req.fhirBody!.plain as Procedure;
+      if (!techniqueOf(p)) throw badRequest(`The Procedure needs a technique code from ${TECHNIQUE_SYSTEM}`, ['Procedure.code']);
+      if (!/(^|\/)Patient\/[^/]+$/.test(p.subject?.reference ?? '')) throw badRequest('The Procedure needs a Patient subject', ['Procedure.subject']);
+      const issues = await screenSession(repo.db, p, { anyStatus: true });
+      if (!issues.length) issues.push(issue('information', 'informational', `No contraindication to ${techniqueOf(p)} found in the patient's active Conditions`));
+      return sendFhir(req, reply, 200, outcome(issues));
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { technique?: string; 'body-site'?: string; start?: string; end?: string } }>(
+    '/fhir/Patient/:id/$course-summary',
+    {
+      schema: {
+        tags: ['Patient'],
+        summary: "A patient's soft-tissue courses: sessions, cadence, minutes, pain trajectory, skin responses, exercise",
+        description:
+          'Per technique and body site: number of sessions, first and last date, median days between sessions and whether that fits the technique (Astym every other day or every two days; the others one to three a week), ' +
+          'total minutes, pain before treatment at the first and last session and the change, each session’s before/after pain, skin responses and complications, and whether the course was paired with exercise ' +
+          '(exercise Procedures partOf at least half of the sessions). Computed in SQL over the search indexes. Session measurements must carry the measurement-timing extension (before|after).',
+        produces: PRODUCES,
+        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        querystring: {
+          type: 'object',
+          properties: {
+            technique: { type: 'string', description: `A code of ${TECHNIQUE_SYSTEM}, e.g. astym` },
+            'body-site': { type: 'string', description: 'A SNOMED CT body site code, e.g. 61352006' },
+            start: { type: 'string', description: 'Sessions on or after this date' },
+            end: { type: 'string', description: 'Sessions before this date' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            description: 'FHIR Parameters',
+            examples: [
+              {
+                resourceType: 'Parameters',
+                parameter: [
+                  { name: 'patient', valueReference: { reference: 'Patient/8a2c1f0e-5b7d-4c1e-9f3a-2d6b8e4a7c10' } },
+                  {
+                    name: 'course',
+                    part: [
+                      { name: 'technique', valueCoding: { system: TECHNIQUE_SYSTEM, code: 'astym' } },
+                      { name: 'bodySite', valueCoding: { system: 'http://snomed.info/sct', code: '61352006' } },
+                      { name: 'sessions', valueInteger: 4 },
+                      { name: 'firstSession', valueDateTime: '2026-03-02T09:00:00.000Z' },
+                      { name: 'lastSession', valueDateTime: '2026-03-09T09:00:00.000Z' },
+                      { name: 'medianDaysBetweenSessions', valueDecimal: 2 },
+                      { name: 'cadenceFits', valueBoolean: true },
+                      { name: 'totalMinutes', valueDecimal: 100 },
+                      { name: 'painFirstBefore', valueDecimal: 7 },
+                      { name: 'painLastBefore', valueDecimal: 3 },
+                      { name: 'painChange', valueDecimal: -4 },
+                      { name: 'meanSessionPainChange', valueDecimal: -1.25 },
+                      { name: 'sessionsWithExercise', valueInteger: 3 },
+                      { name: 'pairedWithExercise', valueBoolean: true },
+                    ],
+                  },
+                ],
+              },
+            ],
+          },
+          ...errorResponses,
+          410: outcomeResponse('The patient was deleted'),
+        },
+      },
+    },
+    async (req, reply) => {
+      await repo.read('Patient', req.params.id);
+      const { technique, 'body-site': bodySite, start, end } = req.query;
+      const date = (name: string, v: string | undefined) => {
+        if (v === undefined) return undefined;
+        const range = parseDateRange(v);
+        if (!range) throw badRequest(`${name} "${v}" is not a date`, [name]);
+        return range.start;
+      };
+      const rows = await courseRows(repo.db, req.params.id, { technique, bodySite, start: date('start', start), end: date('end', end) });
+      return sendFhir(req, reply, 200, summaryParameters(req.params.id, rows));
+    },
+  );
+}
