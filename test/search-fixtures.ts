@@ -16,6 +16,7 @@ export const LOINC = 'http://loinc.org';
 export const UCUM = 'http://unitsofmeasure.org';
 export const TECHNIQUE = 'https://fhir.fascia.example/CodeSystem/technique';
 export const MEASURE = 'https://fhir.fascia.example/CodeSystem/measure';
+export const TIMING = 'https://fhir.fascia.example/StructureDefinition/measurement-timing';
 export const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 export const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
 
@@ -38,7 +39,7 @@ export function conditionBody(patientId: string, code: Json | undefined, extra: 
   };
 }
 
-/** A completed soft-tissue session on the Achilles tendon. */
+/** A completed soft-tissue session on the Achilles tendon, for Achilles tendinitis (a valid session per the profile). */
 export function sessionBody(patientId: string, technique: 'astym' | 'graston', start: string, end?: string, extra: Json = {}): Json {
   return {
     resourceType: 'Procedure',
@@ -46,6 +47,7 @@ export function sessionBody(patientId: string, technique: 'astym' | 'graston', s
     code: { coding: [{ system: TECHNIQUE, code: technique }] },
     subject: { reference: `Patient/${patientId}` },
     performedPeriod: end ? { start, end } : { start },
+    reasonCode: [{ coding: [ACHILLES_TENDINITIS] }],
     bodySite: [{ coding: [ACHILLES_TENDON] }],
     ...extra,
   };
@@ -60,7 +62,8 @@ export function painBody(patientId: string, value: number | undefined, effective
     subject: { reference: `Patient/${patientId}` },
     ...(effective ? { effectiveDateTime: effective } : {}),
     ...(value !== undefined ? { valueQuantity: { value, unit: 'score', system: UCUM, code: '{score}' } } : {}),
-    ...(procedureId ? { partOf: [{ reference: `Procedure/${procedureId}` }] } : {}),
+    // A pain score measured in a session says whether it was taken before or after it.
+    ...(procedureId ? { partOf: [{ reference: `Procedure/${procedureId}` }], extension: [{ url: TIMING, valueCode: 'before' }] } : {}),
     ...extra,
   };
 }

@@ -59,9 +59,8 @@ export function checkSession(p: Procedure): OperationOutcomeIssue[] {
   if (!technique) error(`A soft-tissue session needs a technique code from ${TECHNIQUE_SYSTEM}`, 'Procedure.code');
   if (!/(^|\/)Patient\/[^/]+$/.test(p.subject?.reference ?? '')) error('The subject of a session must be a Patient', 'Procedure.subject');
   if ((p.status === 'completed' || p.status === 'in-progress') && !p.performedPeriod?.start) {
-    error(`A ${p.status} session needs performedPeriod (its start${p.status === 'completed' ? ' and end' : ''})`, 'Procedure.performed');
+    error(`A ${p.status} session needs performedPeriod`, 'Procedure.performed');
   }
-  if (p.status === 'completed' && p.performedPeriod?.start && !p.performedPeriod.end) error('A completed session needs performedPeriod.end', 'Procedure.performedPeriod.end');
   if (!p.bodySite?.length) error('A session needs at least one body site', 'Procedure.bodySite');
   (p.bodySite ?? []).forEach((site, i) => {
     const sided = site.coding?.some((c) => c.system === SNOMED && SIDED_SITES.has(c.code ?? ''));

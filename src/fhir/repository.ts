@@ -122,10 +122,15 @@ export class Repository {
    */
   check(type: string, body: ParsedJson): OperationOutcomeIssue[] {
     validateResource(body.plain, type);
-    const issues = this.hooks.check?.(type, body.plain as Resource) ?? [];
+    const issues = this.rules(type, body);
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length) throw new FhirError(422, errors);
     return issues;
+  }
+
+  /** The hooks' business rules alone: errors and warnings, nothing thrown ($validate lists them all). */
+  rules(type: string, body: ParsedJson): OperationOutcomeIssue[] {
+    return this.hooks.check?.(type, body.plain as Resource) ?? [];
   }
 
   /**

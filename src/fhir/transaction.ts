@@ -222,6 +222,16 @@ export class BundleProcessor {
       }
     }
 
+    // Conditions resolved: two entries may now name the same resource, which is as wrong as naming it twice.
+    const touched = new Map<string, number>();
+    for (const r of requests) {
+      if (!r.id || r.method === 'GET' || r.method === 'HEAD') continue;
+      const key = `${r.type}/${r.id}`;
+      const earlier = touched.get(key);
+      if (earlier !== undefined) throw badRequest(`${at(r.index)} and ${at(earlier)} both touch ${key}`, [at(r.index)]);
+      touched.set(key, r.index);
+    }
+
     // Every fullUrl now has its id: rewrite references (and uri elements) everywhere.
     if (map.size) {
       for (const r of requests) {
@@ -288,7 +298,7 @@ export class BundleProcessor {
 
   private async remove(tx: Tx, r: Request): Promise<Outcome> {
     if (r.id) await this.repo.delete(r.type, r.id, tx);
-    else await conditionalDelete(this.repo, tx, r.type, r.query!, this.options.baseUrl);
+    else r.id = (await conditionalDelete(this.repo, tx, r.type, r.query!, this.options.baseUrl))?.id;
     return { status: '204 No Content' };
   }
 

@@ -15,7 +15,11 @@ const f = new Fixture(app);
 const pat = (await f.add('pat', patientBody('Okafor'))).id as string;
 await f.add('sess-achilles', sessionBody(pat, 'astym', '2026-03-10T09:00:00Z', '2026-03-10T09:40:00Z'));
 await f.add('sess-elbow', sessionBody(pat, 'graston', '2026-03-12T09:00:00Z', '2026-03-12T09:30:00Z', { bodySite: [{ coding: [{ system: SNOMED, code: '127949000', display: 'Elbow region structure' }], text: 'Right lateral elbow' }] }));
-const { bodySite: _omitted, ...noSite } = sessionBody(pat, 'graston', '2026-03-14T09:00:00Z', '2026-03-14T09:30:00Z');
+// A soft-tissue session must name its site (the session profile), so the Procedure
+// without one is the exercise done afterwards, which carries no technique code.
+const { bodySite: _omitted, ...noSite } = sessionBody(pat, 'graston', '2026-03-14T09:00:00Z', '2026-03-14T09:30:00Z', {
+  code: { coding: [{ system: SNOMED, code: '229065009' }], text: 'Exercise therapy' },
+});
 await f.add('sess-nosite', noSite);
 
 const metadata = await app.inject({ url: '/fhir/metadata' });

@@ -7,6 +7,7 @@ import { courseRows, summaryParameters } from '../../domain/summary.js';
 import { parseDateRange } from '../../fhir/dates.js';
 import { FhirError, badRequest, issue, outcome } from '../../fhir/outcome.js';
 import { HOSTED_TYPES } from '../../fhir/registry.js';
+import { validateResource } from '../../fhir/validation.js';
 import { sendFhir } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 
@@ -34,11 +35,12 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
         const body = req.fhirBody!;
         const issues: OperationOutcomeIssue[] = [];
         try {
-          issues.push(...repo.check(type, body));
+          validateResource(body.plain, type);
         } catch (err) {
           if (!(err instanceof FhirError)) throw err;
           issues.push(...err.issues);
         }
+        issues.push(...repo.rules(type, body));
         const resource = body.plain as Procedure;
         if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) issues.push(...(await screenSession(repo.db, resource)));
         if (!issues.length) issues.push(issue('information', 'informational', `The ${type} is valid`));
