@@ -2,7 +2,7 @@ import type { Observation, Procedure } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import type { WriteHooks } from '../fhir/repository.js';
 import { checkMeasurement, checkSession, isMeasurement, isSession } from './profiles.js';
-import { screenSession } from './screening.js';
+import { screenSessions } from './screening.js';
 import './search-parameters.js';
 
 /** The soft-tissue domain, plugged into the engine's writes. */
@@ -15,10 +15,12 @@ export const domainHooks: WriteHooks = {
 
   /** Contraindication screening of every session written, once all of the transaction's rows are in. */
   async beforeCommit(tx, written) {
-    for (const w of written) {
-      if (w.type !== 'Procedure') continue;
-      const errors = (await screenSession(tx, w.resource as Procedure)).filter((i) => i.severity === 'error');
-      if (errors.length) throw new FhirError(422, errors, {}, `Procedure/${w.id}`);
-    }
+    const sessions = written.filter((w) => w.type === 'Procedure' && isSession(w.resource as Procedure));
+    if (!sessions.length) return;
+    const results = await screenSessions(tx, sessions.map((w) => w.resource as Procedure));
+    results.forEach((issues, i) => {
+      const errors = issues.filter((x) => x.severity === 'error');
+      if (errors.length) throw new FhirError(422, errors, {}, `Procedure/${sessions[i]!.id}`);
+    });
   },
 };

@@ -19,33 +19,43 @@ function contraindicationsOf(technique: Technique) {
   return CONTRAINDICATIONS.filter((c) => c.techniques === 'all' || c.techniques.includes(technique));
 }
 
+/** Every contraindication code of any technique: what the screening query looks for. */
+const ALL_CODES = CONTRAINDICATIONS.flatMap((c) => c.codes);
+
 /**
- * The patient's stored Conditions that contraindicate the technique: active
- * (clinicalStatus active, recurrence or relapse), not refuted or entered in error,
- * coded with one of the technique's contraindication codes. Read from the search
- * index tables, so it sees Conditions written earlier in the same transaction.
+ * The patients' stored Conditions coded with any contraindication: active
+ * (clinicalStatus active, recurrence or relapse), not refuted or entered in error.
+ * One query for many patients, read from the search index tables, so it sees
+ * Conditions written earlier in the same transaction.
  */
-export async function findContraindications(db: Queryable, patientId: string, technique: Technique): Promise<Contraindication[]> {
-  const list = contraindicationsOf(technique);
-  const pairs = list.flatMap((c) => c.codes.map((code) => sql`(${code.system}, ${code.code})`));
+async function contraindicatedConditions(db: Queryable, patientIds: string[]): Promise<{ patient: string; id: string; system: string; code: string }[]> {
+  const pairs = ALL_CODES.map((code) => sql`(${code.system}, ${code.code})`);
   const result = await db.execute(sql`
-    SELECT c.id, t.system, t.code FROM resources c
+    SELECT s.target_id AS patient, c.id, t.system, t.code FROM resources c
     JOIN search_token t ON t.resource_id = c.id AND t.resource_type = 'Condition' AND t.param = 'code'
+    JOIN search_reference s ON s.resource_id = c.id AND s.resource_type = 'Condition' AND s.param = 'subject' AND s.target_type = 'Patient'
     WHERE c.resource_type = 'Condition' AND NOT c.deleted
+      AND s.target_id = ANY(${sql.param(patientIds)}::text[])
       AND (t.system, t.code) IN (${sql.join(pairs, sql`, `)})
-      AND EXISTS (SELECT 1 FROM search_reference s WHERE s.resource_id = c.id AND s.resource_type = 'Condition'
-                  AND s.param = 'subject' AND s.target_type = 'Patient' AND s.target_id = ${patientId})
       AND EXISTS (SELECT 1 FROM search_token k WHERE k.resource_id = c.id AND k.resource_type = 'Condition'
                   AND k.param = 'clinical-status' AND k.code IN ('active', 'recurrence', 'relapse'))
       AND NOT EXISTS (SELECT 1 FROM search_token v WHERE v.resource_id = c.id AND v.resource_type = 'Condition'
                   AND v.param = 'verification-status' AND v.code IN ('refuted', 'entered-in-error'))
     ORDER BY c.id, t.system, t.code`);
-  return (result.rows as { id: string; system: string; code: string }[]).map((r) => ({
-    condition: `Condition/${r.id}`,
-    label: list.find((c) => c.codes.some((code) => code.system === r.system && code.code === r.code))!.label,
-    system: r.system,
-    code: r.code,
-  }));
+  return result.rows as { patient: string; id: string; system: string; code: string }[];
+}
+
+/** The contraindications of each patient's technique among their active Conditions. */
+export async function findContraindications(db: Queryable, sessions: { patientId: string; technique: Technique }[]): Promise<Contraindication[][]> {
+  if (!sessions.length) return [];
+  const rows = await contraindicatedConditions(db, [...new Set(sessions.map((s) => s.patientId))]);
+  return sessions.map(({ patientId, technique }) => {
+    const list = contraindicationsOf(technique);
+    return rows.flatMap((r) => {
+      const match = r.patient === patientId ? list.find((c) => c.codes.some((code) => code.system === r.system && code.code === r.code)) : undefined;
+      return match ? [{ condition: `Condition/${r.id}`, label: match.label, system: r.system, code: r.code }] : [];
+    });
+  });
 }
 
 export function hasOverride(p: Procedure): boolean {
@@ -55,22 +65,37 @@ export function hasOverride(p: Procedure): boolean {
   return Boolean(reason && practitioner);
 }
 
+const patientOf = (p: Procedure) => /(?:^|\/)Patient\/([^/]+)$/.exec(p.subject?.reference ?? '')?.[1];
+
 /**
- * Screens a session against its patient's Conditions. Every contraindication found is
- * an issue naming the Condition: an error, or a warning when the Procedure records a
- * clinician's override. Sessions that are not planned or happening are not screened.
+ * Screens sessions against their patients' Conditions (one query for all). Every
+ * contraindication found is an issue naming the Condition: an error, or a warning when
+ * the Procedure records a clinician's override. Sessions that are not planned or
+ * happening are not screened unless `anyStatus` (the $screen operation).
  */
+export async function screenSessions(db: Queryable, procedures: Procedure[], options: { anyStatus?: boolean } = {}): Promise<OperationOutcomeIssue[][]> {
+  const screened = procedures.map((p) => {
+    const technique = techniqueOf(p);
+    const patientId = patientOf(p);
+    return technique && patientId && (options.anyStatus || SCREENED_STATUSES.has(p.status ?? '')) ? { technique, patientId } : undefined;
+  });
+  const found = await findContraindications(db, screened.filter((s) => s !== undefined));
+  let next = 0;
+  return procedures.map((p, i) => {
+    const s = screened[i];
+    if (!s) return [];
+    const overridden = hasOverride(p);
+    return found[next++]!.map((c) =>
+      issue(
+        overridden ? 'warning' : 'error',
+        'business-rule',
+        `${c.condition} (${c.label}, ${c.system}|${c.code}) contraindicates ${s.technique}${overridden ? '; treated under a recorded clinician override' : ''}`,
+        ['Procedure.subject'],
+      ),
+    );
+  });
+}
+
 export async function screenSession(db: Queryable, p: Procedure, options: { anyStatus?: boolean } = {}): Promise<OperationOutcomeIssue[]> {
-  const technique = techniqueOf(p);
-  const patientId = /(?:^|\/)Patient\/([^/]+)$/.exec(p.subject?.reference ?? '')?.[1];
-  if (!technique || !patientId || (!options.anyStatus && !SCREENED_STATUSES.has(p.status ?? ''))) return [];
-  const overridden = hasOverride(p);
-  return (await findContraindications(db, patientId, technique)).map((c) =>
-    issue(
-      overridden ? 'warning' : 'error',
-      'business-rule',
-      `${c.condition} (${c.label}, ${c.system}|${c.code}) contraindicates ${technique}${overridden ? '; treated under a recorded clinician override' : ''}`,
-      ['Procedure.subject'],
-    ),
-  );
+  return (await screenSessions(db, [p], options))[0]!;
 }

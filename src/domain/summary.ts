@@ -49,8 +49,13 @@ const EXERCISE_CODES = [EXERCISE_THERAPY.code, '61502001'];
  */
 export async function courseRows(db: Queryable, patientId: string, filter: SummaryFilter): Promise<CourseRow[]> {
   const conditions: SQL[] = [];
-  if (filter.technique) conditions.push(sql`tech.code = ${filter.technique}`);
-  if (filter.bodySite) conditions.push(sql`site.code = ${filter.bodySite}`);
+  // Token form: `code` or `system|code`, the system being the technique CodeSystem / SNOMED CT.
+  const token = (value: string, system: string) => {
+    const [s, c] = value.includes('|') ? value.split('|', 2) : [system, value];
+    return s === system ? c : '\u0000no-match';
+  };
+  if (filter.technique) conditions.push(sql`tech.code = ${token(filter.technique, TECHNIQUE_SYSTEM)}`);
+  if (filter.bodySite) conditions.push(sql`site.code = ${token(filter.bodySite, SNOMED)}`);
   if (filter.start) conditions.push(sql`d.start >= ${filter.start.toISOString()}`);
   if (filter.end) conditions.push(sql`d.start < ${filter.end.toISOString()}`);
   const where = conditions.length ? sql`AND ${sql.join(conditions, sql` AND `)}` : sql``;
@@ -63,11 +68,15 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
     WHERE po.resource_type = 'Observation' AND po.param = 'part-of' AND po.target_type = 'Procedure' AND po.target_id = s.id)`;
   const result = await db.execute(sql`
     WITH sessions AS (
+      -- Minutes come from the period's own instants (the date index widens them to their precision).
       SELECT p.id, tech.code AS technique, site.code AS site, d.start,
-             CASE WHEN d."end" < '9999-01-01' THEN d."end" END AS "end"
+             ((p.content::json -> 'performedPeriod') ->> 'end')::timestamptz AS "end",
+             ((p.content::json -> 'performedPeriod') ->> 'start')::timestamptz AS period_start
       FROM search_reference subj
       JOIN resources p ON p.resource_type = 'Procedure' AND p.id = subj.resource_id AND NOT p.deleted
       JOIN search_token tech ON tech.resource_id = p.id AND tech.resource_type = 'Procedure' AND tech.param = 'code' AND tech.system = ${TECHNIQUE_SYSTEM}
+      -- Sessions that happened: not planned, cancelled or entered in error.
+      JOIN search_token st ON st.resource_id = p.id AND st.resource_type = 'Procedure' AND st.param = 'status' AND st.code IN ('completed', 'in-progress')
       LEFT JOIN LATERAL (SELECT min(code) AS code FROM search_token b WHERE b.resource_id = p.id AND b.resource_type = 'Procedure'
                          AND b.param = 'body-site' AND b.system = ${SNOMED}) site ON TRUE
       JOIN LATERAL (SELECT min(start) AS start, max("end") AS "end" FROM search_date x WHERE x.resource_id = p.id
@@ -100,7 +109,7 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
     )
     SELECT m.technique, m.site, count(*)::int AS sessions, min(m.start) AS first, max(m.start) AS last,
       percentile_cont(0.5) WITHIN GROUP (ORDER BY m.gap) AS median_gap,
-      sum(extract(epoch FROM m."end" - m.start) / 60) AS minutes,
+      sum(extract(epoch FROM m."end" - m.period_start) / 60) AS minutes,
       (array_agg(m.pain_before ORDER BY m.start) FILTER (WHERE m.pain_before IS NOT NULL))[1] AS pain_first,
       (array_agg(m.pain_before ORDER BY m.start DESC) FILTER (WHERE m.pain_before IS NOT NULL))[1] AS pain_last,
       avg(m.pain_after - m.pain_before) AS mean_change,

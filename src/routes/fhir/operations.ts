@@ -92,7 +92,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
             technique: { type: 'string', description: `A code of ${TECHNIQUE_SYSTEM}, e.g. astym` },
             'body-site': { type: 'string', description: 'A SNOMED CT body site code, e.g. 61352006' },
             start: { type: 'string', description: 'Sessions on or after this date' },
-            end: { type: 'string', description: 'Sessions before this date' },
+            end: { type: 'string', description: 'Sessions on or before this date' },
           },
         },
         response: {
@@ -135,13 +135,14 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
     async (req, reply) => {
       await repo.read('Patient', req.params.id);
       const { technique, 'body-site': bodySite, start, end } = req.query;
+      // Both bounds are inclusive: end=2026-03-07 counts sessions during that day.
       const date = (name: string, v: string | undefined) => {
         if (v === undefined) return undefined;
         const range = parseDateRange(v);
         if (!range) throw badRequest(`${name} "${v}" is not a date`, [name]);
-        return range.start;
+        return range;
       };
-      const rows = await courseRows(repo.db, req.params.id, { technique, bodySite, start: date('start', start), end: date('end', end) });
+      const rows = await courseRows(repo.db, req.params.id, { technique, bodySite, start: date('start', start)?.start, end: date('end', end)?.end });
       return sendFhir(req, reply, 200, summaryParameters(req.params.id, rows));
     },
   );
