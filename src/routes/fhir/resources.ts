@@ -22,8 +22,7 @@ export async function resourceRoutes(app: FastifyInstance): Promise<void> {
 function registerType(app: FastifyInstance, { type, description }: HostedType): void {
   const tags = [type];
   const resource = { $ref: `${type}#` };
-  const example = examples[type];
-  const body = example ? { allOf: [resource], examples: [example] } : resource;
+  const body = examples[type] ? { allOf: [resource], examples: examples[type] } : resource;
   const base = `/fhir/${type}`;
   const location = (id: string, vid: number) => `${app.config.baseUrl}/fhir/${type}/${id}/_history/${vid}`;
 
