@@ -238,3 +238,74 @@ t.test('the same transaction with a complete override succeeds and writes both',
   t.equal(await procedures(pat), 1, 'the session is stored');
   t.equal(entries(body(await app.inject({ url: `/fhir/Condition?subject=Patient/${pat}` }))).length, 1, 'the Condition is stored');
 });
+
+t.test('every write path is screened: PATCH, conditional create, conditional update, batch entries', async (t) => {
+  const { pat, conds } = await patientWith({ code: OPEN_WOUND });
+  const cond = conds[0]!;
+  const notDone = await allowed(t, session(pat, 'iastm', { status: 'not-done', performedPeriod: undefined }), 'not-done (not screened)');
+  const patch = await app.inject({
+    method: 'PATCH',
+    url: `/fhir/Procedure/${String(notDone.id)}`,
+    headers: { 'content-type': 'application/json-patch+json' },
+    payload: JSON.stringify([
+      { op: 'replace', path: '/status', value: 'completed' },
+      { op: 'add', path: '/performedPeriod', value: { start: '2026-03-02T09:00:00Z', end: '2026-03-02T09:25:00Z' } },
+    ]),
+  });
+  const patched = assertOutcome(t, patch, 422, 'business-rule', 'PATCH not-done → completed');
+  t.ok(allWords(patched).includes(cond), `PATCH names ${cond}`);
+
+  const identifier = { identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5.99', value: `visit-${pat}` }] };
+  const ifNoneExist = await postResource(app, session(pat, 'iastm', identifier), { 'if-none-exist': `identifier=urn:oid:2.16.840.1.113883.19.5.99|visit-${pat}` });
+  assertOutcome(t, ifNoneExist, 422, 'business-rule', 'conditional create (If-None-Exist)');
+  const condPut = await app.inject({
+    method: 'PUT',
+    url: `/fhir/Procedure?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.5.99|visit-${pat}`)}`,
+    headers: fhirHeaders(),
+    payload: session(pat, 'iastm', identifier),
+  });
+  assertOutcome(t, condPut, 422, 'business-rule', 'conditional update creating the session');
+
+  const batch = await postBundle(app, bundle('batch', [postEntry(session(pat, 'iastm')), postEntry(condition(pat, { system: SNOMED, code: '11654001' }))]));
+  t.equal(batch.statusCode, 200, `batch answers 200: ${show(batch)}`);
+  const statuses = entries(body(batch)).map((e) => String(e.response?.status ?? ''));
+  t.match(statuses[0] ?? '', /^422/, 'the session entry is refused with 422');
+  t.match(statuses[1] ?? '', /^201/, 'the other entry is created');
+  t.equal(await procedures(pat), 1, 'only the not-done session is stored');
+});
+
+t.test('updating a session to a patient with a contraindication is screened', async (t) => {
+  const clear = (await create(app, patient('Clear'))).id as string;
+  const { pat, conds } = await patientWith({ code: { system: SNOMED, code: '28293008' } });
+  const created = await create(app, session(clear, 'astym'));
+  const res = await app.inject({ method: 'PUT', url: `/fhir/Procedure/${String(created.id)}`, headers: fhirHeaders(), payload: { ...session(pat, 'astym'), id: created.id } });
+  const outcome = assertOutcome(t, res, 422, 'business-rule', 'subject moved to a patient with hemophilia');
+  t.ok(allWords(outcome).includes(conds[0]!), `names ${conds[0]!}`);
+});
+
+t.test('a transaction that resolves the Condition and records the session sees the resolved state (200)', async (t) => {
+  const { pat, conds } = await patientWith({ code: OPEN_WOUND });
+  const id = conds[0]!.split('/')[1]!;
+  const res = await postBundle(app, bundle('transaction', [
+    { resource: { ...condition(pat, OPEN_WOUND, 'resolved'), id }, request: { method: 'PUT', url: conds[0]! } },
+    postEntry(session(pat, 'iastm'), { fullUrl: urn() }),
+  ]));
+  t.equal(res.statusCode, 200, `wound resolved in the same transaction: ${show(res)}`);
+  t.equal(await procedures(pat), 1, 'the session is stored');
+  const reopen = await postBundle(app, bundle('transaction', [
+    { resource: { ...condition(pat, OPEN_WOUND, 'recurrence'), id }, request: { method: 'PUT', url: conds[0]! } },
+    postEntry(session(pat, 'iastm'), { fullUrl: urn() }),
+  ]));
+  const outcome = assertOutcome(t, reopen, 422, 'business-rule', 'wound recurs in the same transaction');
+  t.ok(allWords(outcome).includes(conds[0]!), `names ${conds[0]!}`);
+  t.equal(body(await app.inject({ url: `/fhir/${conds[0]!}` })).clinicalStatus?.coding?.[0]?.code, 'resolved', 'the Condition stays resolved');
+});
+
+t.test('POST /fhir/Procedure/$validate lists the contraindication (naming the Condition) without storing', async (t) => {
+  const { pat, conds } = await patientWith({ code: HYPERTENSION });
+  const res = await post(app, '/fhir/Procedure/$validate', session(pat, 'graston'));
+  t.equal(res.statusCode, 200, show(res));
+  const errors = issuesOf(body(res), 'error');
+  t.ok(errors.some((i) => words(i).includes(conds[0]!)), `an error names ${conds[0]!}`);
+  t.equal(await procedures(pat), 0, 'nothing stored');
+});
