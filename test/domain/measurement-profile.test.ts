@@ -147,3 +147,17 @@ t.test('local observation codes are from the published observation CodeSystem', 
   const codes = ((cs.concept ?? []) as Json[]).map((c) => c.code);
   for (const c of ['range-of-motion', 'skin-response', 'lefs', 'quickdash', 'visa-a', 'prtee']) t.ok(codes.includes(c), `${c} is defined`);
 });
+
+t.test('the measurement rules apply inside a transaction (urn:uuid partOf); one bad score fails it all', async (t) => {
+  const subject = (await create(app, patient('TxMeasure'))).id as string;
+  const sessUrn = `urn:uuid:${crypto.randomUUID()}`;
+  const entry = (resource: Json, fullUrl = `urn:uuid:${crypto.randomUUID()}`) => ({ fullUrl, resource, request: { method: 'POST', url: String(resource.resourceType) } });
+  const painIn = (value: number) => ({ ...pain(subject, 'x', value, 'before'), partOf: [{ reference: sessUrn }] });
+  const tx = (value: number) => ({ resourceType: 'Bundle', type: 'transaction', entry: [entry(session(subject, 'astym'), sessUrn), entry(painIn(value))] });
+  const bad = await post(app, '/fhir', tx(12));
+  assertOutcome(t, bad, 422, 'business-rule', 'pain 12 in a transaction');
+  t.equal(entries(body(await app.inject({ url: `/fhir/Procedure?subject=Patient/${subject}` }))).length, 0, 'the session was not written either');
+  const good = await post(app, '/fhir', tx(6));
+  t.equal(good.statusCode, 200, `pain 6 in a transaction: ${show(good)}`);
+  t.equal(entries(body(await app.inject({ url: `/fhir/Observation?subject=Patient/${subject}` }))).length, 1, 'the pain score is stored');
+});

@@ -16,6 +16,7 @@ import {
   doseExtension,
   ELBOW_REGION,
   exprs,
+  issues,
   issuesOf,
   LUMBAR_REGION,
   overrideExtension,
@@ -200,4 +201,28 @@ t.test('POST /fhir/Procedure/$validate lists domain and structural issues withou
 
   const search = body(await app.inject({ url: `/fhir/Procedure?subject=Patient/${subject}` }));
   t.equal(entries(search).length, 0, '$validate stored nothing');
+});
+
+t.test('warnings on update: PUT with Prefer return=OperationOutcome lists them', async (t) => {
+  const created = await create(app, session(pat, 'iastm'));
+  const res = await app.inject({
+    method: 'PUT',
+    url: `/fhir/Procedure/${String(created.id)}`,
+    headers: fhirHeaders(PREFER_OUTCOME),
+    payload: { ...created, bodySite: [{ coding: [ACHILLES_TENDON] }], extension: [doseExtension(3)] },
+  });
+  t.equal(res.statusCode, 200, show(res));
+  t.same(exprs(issuesOf(body(res), 'warning')).sort(), [DOSE_AT, 'Procedure.bodySite[0]'].sort(), 'laterality and dose warnings');
+});
+
+t.test('the session rules apply inside a transaction: a session without bodySite fails it (422)', async (t) => {
+  const subject = (await create(app, patient('TxSession'))).id as string;
+  const res = await post(app, '/fhir', {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [{ resource: without(session(subject, 'astr'), 'bodySite'), request: { method: 'POST', url: 'Procedure' } }],
+  });
+  const outcome = assertOutcome(t, res, 422, 'business-rule', 'transaction with a session lacking bodySite');
+  t.ok(exprs(issuesOf(outcome, 'error')).some((e) => e.includes('bodySite')), `the error points at bodySite (got ${JSON.stringify(exprs(issues(outcome)))})`);
+  t.equal(entries(body(await app.inject({ url: `/fhir/Procedure?subject=Patient/${subject}` }))).length, 0, 'nothing written');
 });
