@@ -211,6 +211,11 @@ t.test('sessions that did not happen (not-done, entered-in-error) are not counte
   t.equal(num(c, 'sessions'), 2, 'two completed sessions');
   t.equal(num(c, 'medianDaysBetweenSessions'), 2, 'gap 03-02 → 03-04 = 2 days');
   t.equal(num(c, 'totalMinutes'), 50);
+  const gone = await visit(p, 'astym', '2026-03-06', 25, { painBefore: 8, painAfter: 8 });
+  t.equal((await app.inject({ method: 'DELETE', url: `/fhir/Procedure/${gone}` })).statusCode < 300, true, 'a third session is deleted');
+  const after = courses((await summary(p)).params)[0] ?? {};
+  t.equal(num(after, 'sessions'), 2, 'a deleted session is not counted');
+  t.equal(num(after, 'painLastBefore'), undefined, 'nor its pain scores (the two remaining sessions have none)');
 });
 
 t.test('a patient without sessions has no course; another patient is never mixed in', async (t) => {
