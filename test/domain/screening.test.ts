@@ -136,6 +136,9 @@ t.test('a contraindication found in any coding, or by an absolute reference to t
   const pat2 = (await create(app, patient('Absolute'))).id as string;
   const abs = `Condition/${String((await create(app, condition(pat2, OPEN_WOUND, 'active', { subject: { reference: `http://fascia.test/fhir/Patient/${pat2}` } }))).id)}`;
   await blocked(t, pat2, session(pat2, 'iastm'), abs, 'Condition.subject as the absolute URL of this server');
+  await blocked(t, pat2, session(pat2, 'iastm', { subject: { reference: `http://fascia.test/fhir/Patient/${pat2}` } }), abs, 'session subject as the absolute URL');
+  const versioned = await postResource(app, session(pat2, 'iastm', { subject: { reference: `Patient/${pat2}/_history/1` } }));
+  t.not(versioned.statusCode, 201, `a versioned subject reference does not slip past screening (${show(versioned)})`);
 });
 
 t.test('a non-contraindicating Condition (the indication itself) does not block', async (t) => {

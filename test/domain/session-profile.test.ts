@@ -134,6 +134,8 @@ t.test('warning: a sided body site without laterality (Achilles tendon 61352006)
   const inCoding = { coding: [ACHILLES_TENDON, { system: SNOMED, code: '7771000' }] };
   t.same(await warnings(t, session(pat, 'astym', { bodySite: [inCoding] }), 'laterality coding in bodySite'), [], 'laterality coding in bodySite: no warning');
   t.same(await warnings(t, session(pat, 'astym', { bodySite: [{ coding: [LUMBAR_REGION] }] }), 'lumbar region'), [], 'lumbar region has no sides: no warning');
+  const notASide = { coding: [ACHILLES_TENDON], extension: sidedSite().extension.map((e: Json) => ({ ...e, valueCodeableConcept: { coding: [ACHILLES_TENDON] } })) };
+  t.same(await warnings(t, session(pat, 'astym', { bodySite: [notASide] }), 'laterality extension without a side'), ['Procedure.bodySite[0]'], 'a laterality extension holding no side code still warns');
 });
 
 t.test('warning: the sided-site warning text asks for the laterality', async (t) => {
