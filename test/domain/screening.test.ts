@@ -197,6 +197,15 @@ t.test('POST /fhir/Procedure/$screen: one issue per contraindication, each namin
   t.equal(await procedures(pat), 0, '$screen stored nothing');
 });
 
+t.test('POST /fhir/Procedure/$screen: a Condition coded twice for one contraindication (SNOMED 28293008 + ICD-10-CM D66) is one issue', async (t) => {
+  const pat = (await create(app, patient('TwoCodes'))).id as string;
+  const hemophilia = { ...condition(pat, HEMOPHILIA_D66), code: { coding: [{ system: SNOMED, code: '28293008' }, HEMOPHILIA_D66] } };
+  const cond = `Condition/${String((await create(app, hemophilia)).id)}`;
+  const found = issues(body(await post(app, '/fhir/Procedure/$screen', session(pat, 'astym')))).filter((i) => i.severity !== 'information');
+  t.equal(found.length, 1, `one issue for one hemophilia Condition (got ${found.length}: ${found.map(words).join(' | ')})`);
+  t.ok(words(found[0] ?? {}).includes(cond), `it names ${cond}`);
+});
+
 t.test('POST /fhir/Procedure/$screen with nothing found: one informational issue', async (t) => {
   const { pat } = await patientWith({ code: OPEN_WOUND, status: 'resolved' });
   const res = await post(app, '/fhir/Procedure/$screen', session(pat, 'graston'));
