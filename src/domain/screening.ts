@@ -51,10 +51,14 @@ export async function findContraindications(db: Queryable, sessions: { patientId
   const rows = await contraindicatedConditions(db, [...new Set(sessions.map((s) => s.patientId))]);
   return sessions.map(({ patientId, technique }) => {
     const list = contraindicationsOf(technique);
-    return rows.flatMap((r) => {
+    // One finding per Condition and contraindication, however many of its codings match.
+    const found = new Map<string, Contraindication>();
+    for (const r of rows) {
       const match = r.patient === patientId ? list.find((c) => c.codes.some((code) => code.system === r.system && code.code === r.code)) : undefined;
-      return match ? [{ condition: `Condition/${r.id}`, label: match.label, system: r.system, code: r.code }] : [];
-    });
+      const key = `${r.id}|${match?.label}`;
+      if (match && !found.has(key)) found.set(key, { condition: `Condition/${r.id}`, label: match.label, system: r.system, code: r.code });
+    }
+    return [...found.values()];
   });
 }
 
