@@ -50,12 +50,12 @@ const EXERCISE_CODES = [EXERCISE_THERAPY.code, '61502001'];
 export async function courseRows(db: Queryable, patientId: string, filter: SummaryFilter): Promise<CourseRow[]> {
   const conditions: SQL[] = [];
   // Token form: `code` or `system|code`, the system being the technique CodeSystem / SNOMED CT.
-  const token = (value: string, system: string) => {
-    const [s, c] = value.includes('|') ? value.split('|', 2) : [system, value];
-    return s === system ? c : '\u0000no-match';
+  const token = (column: SQL, value: string, system: string) => {
+    const [s, c] = value.includes('|') ? (value.split('|', 2) as [string, string]) : [system, value];
+    return s === system ? sql`${column} = ${c}` : sql`FALSE`;
   };
-  if (filter.technique) conditions.push(sql`tech.code = ${token(filter.technique, TECHNIQUE_SYSTEM)}`);
-  if (filter.bodySite) conditions.push(sql`site.code = ${token(filter.bodySite, SNOMED)}`);
+  if (filter.technique) conditions.push(token(sql.raw('tech.code'), filter.technique, TECHNIQUE_SYSTEM));
+  if (filter.bodySite) conditions.push(token(sql.raw('site.code'), filter.bodySite, SNOMED));
   if (filter.start) conditions.push(sql`d.start >= ${filter.start.toISOString()}`);
   if (filter.end) conditions.push(sql`d.start < ${filter.end.toISOString()}`);
   const where = conditions.length ? sql`AND ${sql.join(conditions, sql` AND `)}` : sql``;

@@ -21,8 +21,13 @@ export interface ParsedJson {
   exact: unknown;
 }
 
+/** Control characters FHIR strings may not contain (all below U+0020 but tab, LF, CR), as JSON escapes. */
+const FORBIDDEN_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u00(?:0[0-8bcef]|1[0-9a-f])/i;
+
 /** Parses FHIR JSON keeping each decimal's exact text. Bad JSON → 400 OperationOutcome. */
 export function parseFhirJson(text: string): ParsedJson {
+  // An escaped NUL would also be refused by Postgres; raw control characters are already invalid JSON.
+  if (FORBIDDEN_ESCAPE.test(text)) throw invalidStructure('FHIR strings may not contain control characters (U+0000–U+001F other than tab, LF, CR)');
   let changed = false;
   const reviver: SourceReviver = (_key, value, context) => {
     if (typeof value === 'number' && context?.source !== undefined && context.source !== String(value)) {

@@ -76,7 +76,10 @@ function parseRequest(plain: BundleEntry, exact: BundleEntry, index: number, bas
   if (!type || !isHostedType(type)) throw new FhirError(404, [issue('error', 'not-supported', `${at(index)}: resource type "${type ?? ''}" is not supported`)]);
   const out: Request = { index, method, type, fullUrl: plain.fullUrl, query };
   if (id) out.id = id;
-  if (history === '_history' && vid) out.versionId = Number(vid);
+  if (history === '_history') {
+    if (!vid || !/^[1-9]\d{0,8}$/.test(vid)) throw badRequest(`${at(index)}: "${vid ?? ''}" is not a version id`, [`${at(index)}.request.url`]);
+    out.versionId = Number(vid);
+  }
   if (plain.resource) {
     out.resource = { plain: plain.resource, exact: exact.resource };
     if (method !== 'PATCH' && plain.resource.resourceType !== type) {

@@ -67,6 +67,8 @@ export function parseSearchRequest(type: string, params: [string, string][], bas
   const req: SearchRequest = { type, filters: [], sort: [], count: DEFAULT_COUNT, total: DEFAULT_TOTAL, include: [], revinclude: [], ignored: [] };
   const grouped = new Map<string, string[]>();
   for (const [name, value] of params) {
+    // Postgres text cannot hold NUL, and FHIR strings may not contain it.
+    if (name.includes('\u0000') || value.includes('\u0000')) throw badRequest(`Parameter ${name.replace(/\u0000/g, '')} contains a NUL character`);
     const base = name.split(':')[0]!;
     if (RESULT_PARAMS.has(base)) {
       grouped.set(name, [...(grouped.get(name) ?? []), value]);

@@ -97,7 +97,7 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
         produces: PRODUCES,
         params: {
           type: 'object',
-          properties: { id: ID, vid: { type: 'integer', minimum: 1, description: 'versionId' } },
+          properties: { id: ID, vid: { type: 'integer', minimum: 1, maximum: 2147483647, description: 'versionId' } },
           required: ['id', 'vid'],
         },
         querystring: formatQuery,
