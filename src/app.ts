@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
@@ -27,7 +27,10 @@ export interface AppOptions {
   config: Config;
   /** Migrated database; absent only when building the app to print its OpenAPI document. */
   database?: Database;
-  logger?: FastifyServerOptions['logger'];
+  /** false silences the log (tests, the OpenAPI script). */
+  logger?: false;
+  /** Where log lines go (default stdout); tests read them to check what is logged. */
+  logStream?: { write(line: string): void };
 }
 
 const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
@@ -37,9 +40,9 @@ const logSerializers = {
   req: (req: { method: string; url: string; id: string }) => ({ method: req.method, path: req.url.split('?')[0], id: req.id }),
 };
 
-export async function buildApp({ config, database, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, database, logger, logStream }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: logger ?? { level: config.logLevel, serializers: logSerializers },
+    logger: logger ?? { level: config.logLevel, serializers: logSerializers, ...(logStream ? { stream: logStream } : {}) },
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

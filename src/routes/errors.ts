@@ -38,11 +38,22 @@ function send(req: FastifyRequest, reply: FastifyReply, err: FhirError): Fastify
     .send(JSON.stringify(outcome(err.issues)));
 }
 
+/**
+ * What a 500 may put in the log: the error's kind, the Postgres error code and the
+ * message with quoted values and SQL parameters removed (they can hold search values
+ * or resource content, i.e. PHI), and the stack.
+ */
+function loggable(err: Error & { code?: string; cause?: unknown }) {
+  const cause = err.cause as (Error & { code?: string }) | undefined;
+  const message = (cause?.message ?? err.message).split('\nparams:')[0]!.replace(/"[^"]*"|'[^']*'/g, '…').slice(0, 300);
+  return { type: err.name, code: cause?.code ?? err.code, message, stack: err.stack?.split('\n').slice(1, 8).join('\n') };
+}
+
 /** One place renders every error, including unknown routes, as an OperationOutcome. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const fhirError = toFhirError(req, err);
-    if (fhirError.status >= 500) req.log.error({ err }, 'request failed');
+    if (fhirError.status >= 500) req.log.error({ error: loggable(err) }, 'request failed');
     else req.log.info({ status: fhirError.status, code: fhirError.issues[0]?.code }, 'request rejected');
     return send(req, reply, fhirError);
   });
