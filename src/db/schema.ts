@@ -124,7 +124,6 @@ export const searchReference = pgTable(
   (t) => [
     index('search_reference_target_idx').on(t.resourceType, t.param, t.targetId, t.targetType),
     index('search_reference_resource_idx').on(t.resourceId, t.param),
-    index('search_reference_reverse_idx').on(t.targetType, t.targetId),
   ],
 );
 

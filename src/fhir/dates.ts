@@ -15,8 +15,9 @@ const DATE_TIME =
  */
 /** Date.UTC without its quirk of reading years 0–99 as 1900–1999. */
 function utc(year: number, month: number, day: number, h = 0, mi = 0, s = 0, ms = 0): number {
-  const date = new Date(Date.UTC(2000, month, day, h, mi, s, ms));
-  date.setUTCFullYear(year + (date.getUTCFullYear() - 2000));
+  if (year >= 100) return Date.UTC(year, month, day, h, mi, s, ms);
+  const date = new Date(Date.UTC(2000, 0, 1, h, mi, s, ms));
+  date.setUTCFullYear(year, month, day);
   return date.getTime();
 }
 

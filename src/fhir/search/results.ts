@@ -48,9 +48,11 @@ function referenceParams(spec: IncludeSpec): string[] {
   return [...new Set(defs.flatMap((d) => d.storedAs?.params ?? [d.code]))];
 }
 
-/** Target types an include may reach: the one the spec names, or any hosted type. */
+/** Target types an include may reach: the one the spec names (or its alias implies: patient → Patient), or any hosted type. */
 function includeTargets(spec: IncludeSpec): string[] {
-  return spec.targetType ? [spec.targetType] : [...hosted];
+  const implied = spec.param === '*' ? undefined : searchParams(spec.source).get(spec.param)?.storedAs?.targetType;
+  const wanted = spec.targetType ?? implied;
+  return wanted ? [wanted] : [...hosted];
 }
 
 /**

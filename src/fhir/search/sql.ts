@@ -156,7 +156,9 @@ function indexRows(def: SearchParamDef, modifier?: string): SQL {
   const names = def.storedAs?.params ?? [def.code];
   const suffix = modifier === 'identifier' || modifier === 'of-type' ? `:${modifier}` : '';
   const params = names.map((n) => n + suffix);
-  return params.length === 1 ? sql`i.param = ${params[0]}` : sql`i.param = ANY(${textArray(params)})`;
+  const param = params.length === 1 ? sql`i.param = ${params[0]}` : sql`i.param = ANY(${textArray(params)})`;
+  // The target type narrows reference rows; identifier rows (search_token) have none.
+  return def.storedAs?.targetType && !suffix ? sql`${param} AND i.target_type = ${def.storedAs.targetType}` : param;
 }
 
 /**

@@ -1,0 +1,1 @@
+DROP INDEX "search_reference_reverse_idx";
