@@ -14,6 +14,7 @@ import os from 'node:os';
 import { sql } from 'drizzle-orm';
 import { openDatabase } from '../src/db/client.js';
 import { runMigrations } from '../src/db/migrate.js';
+import { domainHooks } from '../src/domain/hooks.js';
 import { seedPatients } from '../src/domain/seed.js';
 import { Repository } from '../src/fhir/repository.js';
 import { pageQuery } from '../src/fhir/search/engine.js';
@@ -52,7 +53,7 @@ if (only !== 'ingest') {
     // The generator makes ~19.8 Observations per patient.
     const patients = Math.ceil(((target - observations) / 19.5) * 1.02);
     console.log(`Seeding ${patients} patients (have ${observations} Observations, want ${target})…`);
-    await seedPatients(new Repository(database.db, 'http://localhost:8080'), { patients, seed: Date.now() % 100000, batch: 200, firstIndex: await count('Patient') });
+    await seedPatients(new Repository(database.db, 'http://localhost:8080', domainHooks), { patients, seed: Date.now() % 100000, batch: 200, firstIndex: await count('Patient') });
     observations = await count('Observation');
   }
   await database.db.execute(sql`ANALYZE`);

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { runMigrations } from '../src/db/migrate.js';
+import { domainHooks } from '../src/domain/hooks.js';
 import { seedPatients } from '../src/domain/seed.js';
 import { Repository } from '../src/fhir/repository.js';
 import { loadDefinitions } from '../src/fhir/validation.js';
@@ -27,7 +28,7 @@ await runMigrations(database.pool);
 loadDefinitions();
 const began = Date.now();
 let lastLog = 0;
-const counts = await seedPatients(new Repository(database.db, config.baseUrl), {
+const counts = await seedPatients(new Repository(database.db, config.baseUrl, domainHooks), {
   patients,
   seed: Number(values.seed),
   batch: Number(values.batch),

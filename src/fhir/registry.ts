@@ -1,5 +1,4 @@
 import type { ResourceType } from '@medplum/fhirtypes';
-import { notSupported } from './outcome.js';
 
 /** The resource types Fascia stores and serves. Adding a type starts with an entry here. */
 export interface HostedType {
@@ -19,11 +18,4 @@ const byName = new Map<string, HostedType>(HOSTED_TYPES.map((t) => [t.type, t]))
 
 export function isHostedType(type: string): boolean {
   return byName.has(type);
-}
-
-/** The hosted type with that name, or a 404 not-supported FhirError. */
-export function hostedType(type: string): HostedType {
-  const hosted = byName.get(type);
-  if (!hosted) throw notSupported(`Resource type "${type}" is not supported by this server`);
-  return hosted;
 }

@@ -62,7 +62,6 @@ export interface HistoryQuery {
 
 /** A drizzle handle or a transaction on it: the repository's writes compose inside either. */
 export type Tx = Pick<Db, 'select' | 'insert' | 'update' | 'execute'>;
-type Executor = Tx;
 
 /** How long a write waits for a row another transaction holds before giving up with 409. */
 const LOCK_TIMEOUT = '10s';
@@ -170,7 +169,7 @@ export class Repository {
    */
   async createMany(
     items: { type: string; body: ParsedJson; id?: string }[],
-    executor?: Executor,
+    executor?: Tx,
     options: { validated?: boolean } = {},
   ): Promise<ResourceVersion[]> {
     if (!options.validated) for (const { type, body } of items) this.check(type, body);
@@ -183,7 +182,7 @@ export class Repository {
       deleted: false,
       content: stamp(body, id, 1, lastUpdated),
     }));
-    const write = async (tx: Executor) => {
+    const write = async (tx: Tx) => {
       // One statement for current and history rows, the rows as one JSON parameter:
       // building a 10,000-row multi-VALUES insert costs more than the insert itself.
       const rows = JSON.stringify(versions.map((v) => ({ t: v.resourceType, i: v.id, c: v.content })));
@@ -391,7 +390,7 @@ export class Repository {
    * history row. Returns undefined when a new row lost an insert race to another writer.
    */
   private async insertVersion(
-    tx: Executor,
+    tx: Tx,
     type: string,
     id: string,
     versionId: number,

@@ -3,7 +3,6 @@ import type { Queryable } from '../../db/client.js';
 import type { IndexRows } from './indexer.js';
 import { textArray } from './sql.js';
 
-type Executor = Queryable;
 
 /** Table and column list (name and SQL type, as json_to_recordset reads them) per index kind. */
 const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string, string][] }> = {
@@ -31,8 +30,6 @@ const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string,
   },
 };
 
-export const INDEX_TABLES = Object.values(TABLES).map((t) => t.table);
-
 export interface IndexedResource {
   id: string;
   rows: IndexRows | null;
@@ -43,7 +40,7 @@ export interface IndexedResource {
  * CTEs): one round trip per write however many parameters the resource has. `rows: null`
  * removes a resource's rows (delete). `fresh` skips the deletes for brand-new resources.
  */
-export async function writeIndexes(tx: Executor, type: string, resources: IndexedResource[], fresh = false): Promise<void> {
+export async function writeIndexes(tx: Queryable, type: string, resources: IndexedResource[], fresh = false): Promise<void> {
   if (!resources.length) return;
   const ids = resources.map((r) => r.id);
   const ctes: SQL[] = [];
