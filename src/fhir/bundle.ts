@@ -1,4 +1,5 @@
 import type { Bundle, BundleLink } from '@medplum/fhirtypes';
+import { etag } from './etag.js';
 import type { HistoryEntry } from './repository.js';
 
 /** One entry whose resource is already serialised JSON (or absent). */
@@ -40,7 +41,7 @@ export function historyEntry(baseUrl: string, h: HistoryEntry): RawEntry {
       request: { method: h.method, url: h.method === 'POST' ? h.resourceType : path },
       response: {
         status,
-        etag: `W/"${h.versionId}"`,
+        etag: etag(h.versionId),
         lastModified: h.lastUpdated.toISOString(),
       },
     },

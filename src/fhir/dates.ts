@@ -22,8 +22,8 @@ function utc(year: number, month: number, day: number, h = 0, mi = 0, s = 0, ms 
 }
 
 /** The instants stored and compared: years 0001 to 9999 (an ISO string past 9999 is +010000-…, which Postgres refuses). */
-const FIRST = utc(1, 0, 1);
-const LAST = utc(9999, 11, 31, 23, 59, 59, 999);
+export const FIRST = utc(1, 0, 1);
+export const LAST = utc(9999, 11, 31, 23, 59, 59, 999);
 
 export function parseDateRange(text: string): DateRange | undefined {
   const m = DATE_TIME.exec(text);

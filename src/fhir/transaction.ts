@@ -3,6 +3,7 @@ import type { Bundle, BundleEntry, OperationOutcomeIssue } from '@medplum/fhirty
 import { serializeBundle, type RawEntry } from './bundle.js';
 import { conditionalCreate, conditionalDelete, conditionalTarget, matchConditional, withBodyId } from './conditional.js';
 import type { ParsedJson } from './json.js';
+import { etag, parseETag } from './etag.js';
 import { FhirError, badRequest, issue, outcome, preconditionFailed, tooLarge, unprocessable } from './outcome.js';
 import { parseJsonPatch } from './patch.js';
 import { isHostedType } from './registry.js';
@@ -58,13 +59,6 @@ function atEntry(err: unknown, index: number): unknown {
   );
 }
 
-function parseEtag(value: string | undefined, index: number): number | undefined {
-  if (value === undefined) return undefined;
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(value);
-  if (!m) throw badRequest(`${at(index)}.request.ifMatch "${value}" is not a version ETag such as W/"3"`);
-  return Number(m[1]);
-}
-
 function parseRequest(plain: BundleEntry, exact: BundleEntry, index: number, baseUrl: string): Request {
   const req = plain.request;
   if (!req?.method || !req.url) throw badRequest(`${at(index)} has no request.method and request.url`, [`${at(index)}.request`]);
@@ -90,7 +84,7 @@ function parseRequest(plain: BundleEntry, exact: BundleEntry, index: number, bas
   if ((method === 'PUT' || method === 'DELETE' || method === 'PATCH') && !out.id && !query) {
     throw badRequest(`${at(index)}: ${method} needs ${type}/[id] or a conditional ${type}?[criteria]`);
   }
-  out.ifMatch = parseEtag(req.ifMatch, index);
+  out.ifMatch = parseETag(req.ifMatch, `${at(index)}.request.ifMatch`);
   if (req.ifNoneExist) out.ifNoneExist = req.ifNoneExist;
   return out;
 }
@@ -326,7 +320,7 @@ export class BundleProcessor {
     const response: Record<string, unknown> = { status: o.status };
     if (v) {
       response.location = `${r.type}/${v.id}/_history/${v.versionId}`;
-      response.etag = `W/"${v.versionId}"`;
+      response.etag = etag(v.versionId);
       response.lastModified = v.lastUpdated.toISOString();
     }
     const warnings = o.warnings ?? v?.warnings;

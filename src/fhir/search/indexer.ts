@@ -1,4 +1,4 @@
-import { parseDateRange } from '../dates.js';
+import { FIRST, LAST, parseDateRange } from '../dates.js';
 import { searchParams, type SearchParamDef, type SearchParamType } from './params.js';
 import type { Typed } from './paths.js';
 
@@ -30,8 +30,6 @@ export function normalizeString(s: string): string {
   return s.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
 }
 
-const MIN_DATE = new Date('0001-01-01T00:00:00Z');
-const MAX_DATE = new Date('9999-12-31T23:59:59.999Z');
 
 interface Token {
   system: string | null;
@@ -98,8 +96,8 @@ function dates({ type, value }: Typed): { start: Date; end: Date }[] {
   }
   if (type === 'Period' && value && typeof value === 'object') {
     const p = value as { start?: string; end?: string };
-    const start = p.start ? parseDateRange(p.start)?.start : MIN_DATE;
-    const end = p.end ? parseDateRange(p.end)?.end : MAX_DATE;
+    const start = p.start ? parseDateRange(p.start)?.start : new Date(FIRST);
+    const end = p.end ? parseDateRange(p.end)?.end : new Date(LAST);
     return start && end ? [{ start, end }] : [];
   }
   return [];

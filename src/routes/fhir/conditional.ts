@@ -2,9 +2,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conditionalDelete, conditionalTarget, withBodyId } from '../../fhir/conditional.js';
 import { badRequest, issue, outcome, unsupportedMediaType } from '../../fhir/outcome.js';
 import { parseJsonPatch } from '../../fhir/patch.js';
+import { etag, parseETag } from '../../fhir/etag.js';
 import { HOSTED_TYPES } from '../../fhir/registry.js';
 import type { Tx, WriteResult } from '../../fhir/repository.js';
-import { fhirBodyParser, parseETag, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
+import { fhirBodyParser, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { ID, PRODUCES, errorResponses, outcomeResponse, preferHeader } from './schemas.js';
 
 const jsonPatchBody = {
@@ -146,7 +147,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       async (req, reply) => {
         const query = criteria(req);
         const version = await repo.transaction((tx) => conditionalDelete(repo, tx, type, query, base));
-        if (version) reply.header('etag', `W/"${version.versionId}"`);
+        if (version) reply.header('etag', etag(version.versionId));
         if (preferReturn(req) === 'minimal') return reply.code(204).send();
         const text = version ? `Deleted ${type}/${version.id}` : `No ${type} matched ${query}; nothing deleted`;
         return sendFhir(req, reply, 200, outcome([issue('information', 'informational', text)]));

@@ -2,7 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Resource } from '@medplum/fhirtypes';
 import { parseFhirJson } from '../../fhir/json.js';
 import type { ResourceVersion } from '../../fhir/repository.js';
-import { notAcceptable, outcome, issue, badRequest } from '../../fhir/outcome.js';
+import { etag } from '../../fhir/etag.js';
+import { notAcceptable, outcome, issue } from '../../fhir/outcome.js';
 
 export const FHIR_JSON = 'application/fhir+json';
 export type FhirMediaType = typeof FHIR_JSON | 'application/json';
@@ -46,18 +47,6 @@ export function preferReturn(req: FastifyRequest): PreferReturn {
 /** `Prefer: handling=strict` asks for errors instead of silently ignored parameters. */
 export function preferStrict(req: FastifyRequest): boolean {
   return /handling\s*=\s*strict/i.test(String(req.headers.prefer ?? ''));
-}
-
-export function etag(versionId: number): string {
-  return `W/"${versionId}"`;
-}
-
-/** Reads a version number out of `W/"3"`, `"3"` or `3`; anything else → 400. */
-export function parseETag(value: string | undefined, header: string): number | undefined {
-  if (value === undefined) return undefined;
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(value);
-  if (!m) throw badRequest(`${header} "${value}" is not a version ETag such as W/"3"`);
-  return Number(m[1]);
 }
 
 export function contentType(req: FastifyRequest): string {

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conditionalCreate } from '../../fhir/conditional.js';
+import { etag, parseETag } from '../../fhir/etag.js';
 import { HOSTED_TYPES, type HostedType } from '../../fhir/registry.js';
 import { outcome, issue } from '../../fhir/outcome.js';
 import { examples } from '../../openapi/examples.js';
 import { sendHistory } from './history.js';
-import { parseETag, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
+import { preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, formatQuery, historyQuery, outcomeResponse, preferHeader } from './schemas.js';
 
 interface IdParams {
@@ -193,7 +194,7 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
 
 async function deleteResource(app: FastifyInstance, type: string, req: FastifyRequest<{ Params: IdParams }>, reply: FastifyReply) {
   const version = await app.repo.delete(type, req.params.id);
-  if (version) reply.header('etag', `W/"${version.versionId}"`);
+  if (version) reply.header('etag', etag(version.versionId));
   if (preferReturn(req) === 'minimal') return reply.code(204).send();
   const text = version ? `Deleted ${type}/${req.params.id}` : `${type}/${req.params.id} did not exist or was already deleted`;
   return sendFhir(req, reply, 200, outcome([issue('information', 'informational', text)]));
