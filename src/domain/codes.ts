@@ -3,6 +3,8 @@
  * shared/CODES.md, where every code here is marked V). Techniques have no SNOMED CT
  * concept: they live in Fascia's own CodeSystem.
  */
+import type { Icd10CategoryId } from './icd10.js';
+
 export const SNOMED = 'http://snomed.info/sct';
 export const LOINC = 'http://loinc.org';
 export const ICD10CM = 'http://hl7.org/fhir/sid/icd-10-cm';
@@ -71,35 +73,41 @@ export interface Code {
 
 // No display strings: CODES.md confirms the codes, not their preferred terms.
 const sct = (code: string): Code => ({ system: SNOMED, code });
-const icd = (code: string): Code => ({ system: ICD10CM, code });
 
 /**
- * Contraindications of every technique (shared/CODES.md, codes marked V only: the
- * ICD-10-CM codes for hypertension and osteoporosis are unconfirmed there and left out).
- * Matching is by exact code: there is no terminology server for subsumption.
+ * Contraindications of every technique (shared/CODES.md, V only). SNOMED CT and local
+ * codes match exactly: there is no SNOMED CT release here, so no subsumption.
+ * ICD-10-CM matches by category (icd10.ts): a code falls under a contraindication when
+ * it lies in one of its categories, by prefix and, for injuries, an unhealed 7th
+ * character. Nerve damage has no ICD-10-CM category: G54–G59 is not confirmed in
+ * CODES.md, and it would also catch G56.0x carpal tunnel and G54.0 thoracic outlet,
+ * which are indications.
  */
-export const CONTRAINDICATIONS: { label: string; codes: Code[]; techniques: Technique[] | 'all' }[] = [
-  { label: 'Open wound', codes: [sct('125643001'), sct('416462003')], techniques: 'all' },
+export const CONTRAINDICATIONS: { label: string; codes: Code[]; icd10: Icd10CategoryId[]; techniques: Technique[] | 'all' }[] = [
+  { label: 'Open wound', codes: [sct('125643001'), sct('416462003')], icd10: ['open-wound'], techniques: 'all' },
   {
     label: 'Unhealed fracture',
     codes: [sct('125605004'), sct('134194006'), sct('302941001')],
+    icd10: ['fracture'],
     techniques: 'all',
   },
-  { label: 'Hypertension', codes: [sct('38341003'), sct('59621000')], techniques: 'all' },
-  { label: 'Hematoma', codes: [sct('385494008'), icd('M79.81')], techniques: 'all' },
+  { label: 'Hypertension', codes: [sct('38341003'), sct('59621000')], icd10: ['hypertensive-disease'], techniques: 'all' },
+  { label: 'Hematoma', codes: [sct('385494008')], icd10: ['hematoma'], techniques: 'all' },
+  { label: 'Hemophilia', codes: [sct('28293008'), sct('41788008')], icd10: ['hemophilia'], techniques: 'all' },
   {
-    label: 'Hemophilia',
-    codes: [sct('28293008'), sct('41788008'), icd('D66'), icd('D67')],
+    label: 'Patient intolerance',
+    codes: [{ system: CONTRAINDICATION_SYSTEM, code: 'patient-intolerance', display: 'Patient intolerance of soft-tissue technique' }],
+    icd10: [],
     techniques: 'all',
   },
-  { label: 'Patient intolerance', codes: [{ system: CONTRAINDICATION_SYSTEM, code: 'patient-intolerance', display: 'Patient intolerance of soft-tissue technique' }], techniques: 'all' },
-  { label: 'Severe osteoporosis', codes: [sct('64859006')], techniques: ['astr'] },
+  { label: 'Severe osteoporosis', codes: [sct('64859006')], icd10: ['osteoporosis'], techniques: ['astr'] },
   {
     label: 'Nerve damage',
     codes: [sct('57182000'), sct('386033004'), sct('302226006')],
+    icd10: [],
     techniques: ['astr'],
   },
-  { label: 'Acute inflammation', codes: [sct('128139000')], techniques: ['astr'] },
+  { label: 'Acute inflammation', codes: [sct('128139000')], icd10: [], techniques: ['astr'] },
 ];
 
 /** Body sites (SNOMED, CODES.md V) that have a left and a right. */

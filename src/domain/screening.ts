@@ -2,14 +2,19 @@ import { sql } from 'drizzle-orm';
 import type { OperationOutcomeIssue, Procedure } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/client.js';
 import { issue } from '../fhir/outcome.js';
-import { CONTRAINDICATIONS, OVERRIDE_EXTENSION, type Technique } from './codes.js';
+import { CONTRAINDICATIONS, ICD10CM, OVERRIDE_EXTENSION, SNOMED, type Technique } from './codes.js';
+import { ICD10_SCREENED_PATTERN, icd10Category } from './icd10.js';
 import { techniqueOf } from './profiles.js';
 
 export interface Contraindication {
   condition: string;
+  /** The contraindication (CONTRAINDICATIONS label). */
   label: string;
   system: string;
+  /** The code as the Condition carries it. */
   code: string;
+  /** What matched, for a person: "fracture, unhealed (7th character A)", "exact code". */
+  matched: string;
 }
 
 /** Session statuses that mean the treatment is planned or happening: those are screened. */
@@ -19,11 +24,28 @@ function contraindicationsOf(technique: Technique) {
   return CONTRAINDICATIONS.filter((c) => c.techniques === 'all' || c.techniques.includes(technique));
 }
 
-/** Every contraindication code of any technique: what the screening query looks for. */
+/** Every exact (SNOMED CT, local) contraindication code of any technique. */
 const ALL_CODES = CONTRAINDICATIONS.flatMap((c) => c.codes);
 
+type Contraindications = typeof CONTRAINDICATIONS;
+
+/** The contraindication of `list` that a coding falls under, and what matched; healed injuries match nothing. */
+function matchCoding(list: Contraindications, system: string, code: string): { label: string; matched: string } | undefined {
+  const exact = list.find((c) => c.codes.some((x) => x.system === system && x.code === code));
+  if (exact) return { label: exact.label, matched: `${exact.label.toLowerCase()} (exact code)` };
+  if (system !== ICD10CM) return undefined;
+  const m = icd10Category(code);
+  if (!m || m.healed) return undefined;
+  const found = list.find((c) => c.icd10.includes(m.category));
+  return found && { label: found.label, matched: `${m.label}, ${m.reason}` };
+}
+
+const systemName = (system: string) => (system === SNOMED ? 'SNOMED CT' : system === ICD10CM ? 'ICD-10-CM' : system);
+
 /**
- * The patients' stored Conditions coded with any contraindication: active
+ * The patients' stored Conditions coded with any contraindication: SNOMED CT and local
+ * codes exactly, ICD-10-CM codes in a screened category (upper-cased, dots and spaces
+ * dropped; icd10Category then decides, 7th character included). Active
  * (clinicalStatus active, recurrence or relapse), not refuted or entered in error.
  * One query for many patients, read from the search index tables, so it sees
  * Conditions written earlier in the same transaction.
@@ -36,7 +58,8 @@ async function contraindicatedConditions(db: Queryable, patientIds: string[]): P
     JOIN search_reference s ON s.resource_id = c.id AND s.resource_type = 'Condition' AND s.param = 'subject' AND s.target_type = 'Patient'
     WHERE c.resource_type = 'Condition' AND NOT c.deleted
       AND s.target_id = ANY(${sql.param(patientIds)}::text[])
-      AND (t.system, t.code) IN (${sql.join(pairs, sql`, `)})
+      AND ((t.system, t.code) IN (${sql.join(pairs, sql`, `)})
+           OR (t.system = ${ICD10CM} AND upper(regexp_replace(t.code, '[.[:space:]]', '', 'g')) ~ ${ICD10_SCREENED_PATTERN}))
       AND EXISTS (SELECT 1 FROM search_token k WHERE k.resource_id = c.id AND k.resource_type = 'Condition'
                   AND k.param = 'clinical-status' AND k.code IN ('active', 'recurrence', 'relapse'))
       AND NOT EXISTS (SELECT 1 FROM search_token v WHERE v.resource_id = c.id AND v.resource_type = 'Condition'
@@ -54,9 +77,9 @@ export async function findContraindications(db: Queryable, sessions: { patientId
     // One finding per Condition and contraindication, however many of its codings match.
     const found = new Map<string, Contraindication>();
     for (const r of rows) {
-      const match = r.patient === patientId ? list.find((c) => c.codes.some((code) => code.system === r.system && code.code === r.code)) : undefined;
+      const match = r.patient === patientId ? matchCoding(list, r.system, r.code) : undefined;
       const key = `${r.id}|${match?.label}`;
-      if (match && !found.has(key)) found.set(key, { condition: `Condition/${r.id}`, label: match.label, system: r.system, code: r.code });
+      if (match && !found.has(key)) found.set(key, { condition: `Condition/${r.id}`, system: r.system, code: r.code, ...match });
     }
     return [...found.values()];
   });
@@ -93,7 +116,7 @@ export async function screenSessions(db: Queryable, procedures: Procedure[], opt
       issue(
         overridden ? 'warning' : 'error',
         'business-rule',
-        `${c.condition} (${c.label}, ${c.system}|${c.code}) contraindicates ${s.technique}${overridden ? '; treated under a recorded clinician override' : ''}`,
+        `${c.condition} is coded ${c.code} (${systemName(c.system)}): ${c.matched} — contraindication to ${s.technique}${overridden ? '; treated under a recorded clinician override' : ''}`,
         ['Procedure.subject'],
       ),
     );

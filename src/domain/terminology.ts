@@ -23,6 +23,7 @@ import {
   TOLERANCE_SYSTEM,
   type Technique,
 } from './codes.js';
+import { ICD10_CATEGORIES } from './icd10.js';
 
 /**
  * Fascia's terminology, served read-only under /fhir: CodeSystems for what has no
@@ -124,7 +125,9 @@ export const codeSystems: CodeSystem[] = [
   ]),
 ];
 
-function valueSet(id: string, title: string, description: string, include: { system: string; concept?: { code: string; display?: string }[] }[]): ValueSet {
+type Include = NonNullable<ValueSet['compose']>['include'][number];
+
+function valueSet(id: string, title: string, description: string, include: Include[]): ValueSet {
   return {
     resourceType: 'ValueSet',
     id,
@@ -139,6 +142,39 @@ function valueSet(id: string, title: string, description: string, include: { sys
     compose: { include },
   };
 }
+
+/**
+ * The screened ICD-10-CM categories (icd10.ts) as includes, one per category, so that
+ * each include's filters all hold: `is-a` per category prefix, and for injuries a regex
+ * over the code as ICD-10-CM prints it (with the dot) for the unhealed 7th characters,
+ * plus one for injury codes that have no 7th character yet (screened as unhealed).
+ * D66, D67 and M79.81 are listed as the codes CODES.md confirms.
+ */
+function icd10Includes(): Include[] {
+  const out: Include[] = [];
+  const listed = ICD10_CATEGORIES.filter((c) => c.listed).flatMap((c) => c.prefixes ?? []);
+  if (listed.length) out.push({ system: ICD10CM, concept: listed.map((code) => ({ code })) });
+  for (const cat of ICD10_CATEGORIES) {
+    if (!cat.listed) for (const p of cat.prefixes ?? []) out.push({ system: ICD10CM, filter: [{ property: 'concept', op: 'is-a', value: p }] });
+    if (cat.injuryKind) out.push({ system: ICD10CM, filter: [{ property: 'code', op: 'regex', value: `S[0-9]${cat.injuryKind}\\.[0-9A-Z]{3}[${cat.unhealed}]` }] });
+  }
+  const kinds = ICD10_CATEGORIES.flatMap((c) => c.injuryKind ?? []).join('');
+  out.push({ system: ICD10CM, filter: [{ property: 'code', op: 'regex', value: `S[0-9][${kinds}](\\.[0-9A-Z]{1,3})?` }] });
+  return out;
+}
+
+const CONTRAINDICATION_DESCRIPTION = [
+  'Conditions that contraindicate soft-tissue techniques, screened at every session.',
+  'SNOMED CT and local codes match exactly (no SNOMED CT release, so no subsumption).',
+  'ICD-10-CM matches by category, with or without the dot, in any case:',
+  ICD10_CATEGORIES.map((c) =>
+    c.injuryKind
+      ? `${c.label} (S0${c.injuryKind}, S1${c.injuryKind} … S9${c.injuryKind}: third character ${c.injuryKind}) at 7th character ${[...c.unhealed!].join(' ')}, not ${[...c.healed!].join(' ')} (healed)`
+      : `${c.label} (${c.prefixes!.join(', ')})`,
+  ).join('; ') + '.',
+  'An injury code with no 7th character (or one ICD-10-CM does not define for it) is screened as unhealed.',
+  'Osteoporosis, nerve damage and acute inflammation contraindicate ASTR only.',
+].join(' ');
 
 const bySystem = (codes: { system: string; code: string; display?: string }[]) => {
   const groups = new Map<string, { code: string; display?: string }[]>();
@@ -161,7 +197,7 @@ export const valueSets: ValueSet[] = [
       concept: ['M76.60', 'M76.61', 'M76.62', 'M72.2', 'M76.50', 'M76.51', 'M76.52', 'M76.31', 'M76.32', 'M77.1', 'M77.0', 'G56.00', 'G56.01', 'G56.02', 'G54.0', 'M75.100', 'M75.101', 'M75.102'].map((code) => ({ code })),
     },
   ]),
-  valueSet('contraindication', 'Soft-tissue contraindications', 'Conditions that contraindicate soft-tissue techniques (screened at every session).', bySystem(CONTRAINDICATIONS.flatMap((c) => c.codes))),
+  valueSet('contraindication', 'Soft-tissue contraindications', CONTRAINDICATION_DESCRIPTION, [...bySystem(CONTRAINDICATIONS.flatMap((c) => c.codes)), ...icd10Includes()]),
   valueSet('observation-code', 'Session measurement codes', 'What is measured around a session.', [
     { system: LOINC, concept: [PAIN_NRS, GRIP_LEFT, GRIP_RIGHT, SHOULDER_ABDUCTION_LEFT_AROM, { code: '41316-1' }, { code: '41387-2' }].map(({ code }) => ({ code })) },
     { system: OBSERVATION_SYSTEM, concept: codeSystems.find((c) => c.id === 'observation')!.concept!.map(({ code }) => ({ code })) },
