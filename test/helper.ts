@@ -4,17 +4,21 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
+import type tap from 'tap';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { openDatabase, openPool, type Database } from '../src/db/client.js';
 import { runMigrations } from '../src/db/migrate.js';
 import * as schema from '../src/db/schema.js';
+import { checkAnswers } from './schema-check.js';
 
-/** What `t` must offer: tap's Test, reduced to the one method the helpers use. */
+/** What `t` must offer: tap's Test, reduced to the methods the helpers use. */
 export interface Teardown {
   teardown(fn: () => unknown): void;
 }
+/** What buildTestApp needs besides: tap's `fail`, to report an answer that is not valid R4. */
+export type TestContext = Teardown & Pick<typeof tap, 'fail'>;
 
 export const usingExternalDatabase = Boolean(process.env.DATABASE_URL);
 
@@ -59,13 +63,14 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   return { ...loadConfig({}), baseUrl: 'http://fascia.test', logLevel: 'silent', ...overrides };
 }
 
-/** An app on a fresh database, closed at teardown. */
+/** An app on a fresh database whose answers are schema-checked, closed at teardown. */
 export async function buildTestApp(
-  t: Teardown,
+  t: TestContext,
   options: { config?: Partial<Config>; database?: Database } = {},
 ): Promise<{ app: FastifyInstance; database: Database }> {
   const database = options.database ?? (await testDatabase(t));
   const app = await buildApp({ config: testConfig(options.config), database, logger: false });
+  checkAnswers(app, t);
   t.teardown(() => app.close());
   await app.ready();
   return { app, database };
