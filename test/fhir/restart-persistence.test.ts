@@ -12,6 +12,7 @@ import { buildApp } from '../../src/app.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { fhirHeaders, patient, testConfig, usingExternalDatabase } from '../helper.js';
+import { checkAnswers } from '../schema-check.js';
 
 const NAME = 'embedded database: a Patient survives closing and reopening the same DATA_DIR';
 
@@ -20,6 +21,7 @@ async function start(dataDir: string): Promise<{ app: FastifyInstance; database:
   try {
     await runMigrations(database.pool);
     const app = await buildApp({ config: testConfig({ dataDir }), database, logger: false });
+    checkAnswers(app, t);
     await app.ready();
     return { app, database };
   } catch (err) {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { fhirHeaders, testConfig, testDatabase } from '../helper.js';
+import { checkAnswers } from '../schema-check.js';
 
 // Logs carry a request id on every request line and never a name, a search value,
 // a resource body or a token (DESIGN.md: no PHI, no secrets in logs).
@@ -8,6 +9,7 @@ t.test('log lines: request id, no PHI, no token', async (t) => {
   const lines: string[] = [];
   const database = await testDatabase(t);
   const app = await buildApp({ config: testConfig({ logLevel: 'info' }), database, logStream: { write: (l) => void lines.push(l) } });
+  checkAnswers(app, t);
   t.teardown(() => app.close());
   const secret = 'Bearer eyJhbGciOiJSUzM4NCJ9.secret-token';
   await app.inject({
