@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { issue, outcome } from './fhir/outcome.js';
+import { definitions } from './domain/definitions.js';
 import { domainHooks } from './domain/hooks.js';
 import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
@@ -15,7 +16,6 @@ import { healthRoutes } from './routes/health.js';
 import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
 import { bundleRoutes } from './routes/fhir/bundle.js';
 import { conditionalRoutes } from './routes/fhir/conditional.js';
-import { conformanceRoutes } from './routes/fhir/conformance.js';
 import { operationRoutes } from './routes/fhir/operations.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
@@ -107,12 +107,13 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
   await app.register(healthRoutes, { database });
   const methods = methodNotAllowedRoutes(app);
   await app.register(systemRoutes);
-  await app.register(conformanceRoutes);
   await app.register(bundleRoutes);
   await app.register(searchRoutes);
   await app.register(resourceRoutes);
   await app.register(conditionalRoutes);
   await app.register(operationRoutes);
   await app.register(async () => methods.register());
+  // Fascia's own CodeSystems, ValueSets, profiles… stored (new versions only when they changed).
+  if (database) await app.repo.install(definitions);
   return app;
 }

@@ -1,6 +1,7 @@
 import type { Observation, Procedure } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
 import type { WriteHooks } from '../fhir/repository.js';
+import { checkCanonical, readOnlyReason } from './definitions.js';
 import { checkMeasurement, checkSession, isMeasurement, isSession } from './profiles.js';
 import { screenSessions } from './screening.js';
 import './search-parameters.js';
@@ -10,8 +11,10 @@ export const domainHooks: WriteHooks = {
   check(type, resource) {
     if (type === 'Procedure' && isSession(resource as Procedure)) return checkSession(resource as Procedure);
     if (type === 'Observation' && isMeasurement(resource as Observation)) return checkMeasurement(resource as Observation);
-    return [];
+    return checkCanonical(type, resource);
   },
+
+  readOnly: readOnlyReason,
 
   /** Contraindication screening of every session written, once all of the transaction's rows are in. */
   async beforeCommit(tx, written) {

@@ -22,14 +22,19 @@ export interface DomainCapabilities {
   operations: Record<string, { name: string; definition: string; documentation: string }[]>;
 }
 
+/** `$validate`, which every hosted type answers. */
+const VALIDATE = {
+  name: 'validate',
+  definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+  documentation: 'Runs the checks of a write (R4 structure, and for the soft-tissue types their profiles and screening) without storing',
+};
+
 export function capabilityStatement(baseUrl: string, started: Date, domain: DomainCapabilities = { profiles: {}, operations: {} }): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description }) => ({
     type,
     documentation: description,
     ...(domain.profiles[type] ? { supportedProfile: domain.profiles[type] } : {}),
-    ...(domain.operations[type]
-      ? { operation: domain.operations[type].map(({ name, definition, documentation }) => ({ name, definition, documentation })) }
-      : {}),
+    operation: [VALIDATE, ...(domain.operations[type] ?? [])].map(({ name, definition, documentation }) => ({ name, definition, documentation })),
     interaction: [
       { code: 'read' },
       { code: 'vread' },

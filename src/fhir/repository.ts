@@ -3,7 +3,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { resourceHistory, resources } from '../db/schema.js';
 import { parseFhirJson, type ParsedJson } from './json.js';
-import { FhirError, badRequest, conflict, gone, notFound, preconditionFailed, unprocessable } from './outcome.js';
+import { FhirError, badRequest, conflict, gone, issue, notFound, preconditionFailed, unprocessable } from './outcome.js';
 import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
 import { writeIndexes } from './search/store.js';
@@ -37,6 +37,8 @@ export interface Written {
  */
 export interface WriteHooks {
   check?(type: string, resource: Resource): OperationOutcomeIssue[];
+  /** Why clients may not update, patch or delete this resource (the server's own definitions), or undefined. */
+  readOnly?(type: string, id: string): string | undefined;
   beforeCommit?(tx: Tx, written: Written[]): Promise<void>;
 }
 
@@ -103,6 +105,17 @@ function stamp(body: ParsedJson, id: string, versionId: number, lastUpdated: Dat
   return JSON.stringify({ resourceType, id, meta: stampedMeta, ...rest });
 }
 
+/** Key-order-independent JSON of a resource without the server's meta.versionId and meta.lastUpdated. */
+function canonicalJson(resource: Resource): string {
+  const { meta, ...rest } = resource as Resource & { meta?: Record<string, unknown> };
+  const { versionId: _v, lastUpdated: _l, ...keptMeta } = meta ?? {};
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
+  return JSON.stringify(sorted(Object.keys(keptMeta).length ? { ...rest, meta: keptMeta } : rest));
+}
+
+const sameContent = (a: Resource, b: Resource) => canonicalJson(a) === canonicalJson(b);
+
 /** The versioned store: every write is one database transaction (current row + history row). */
 export class Repository {
   /** `baseUrl` tells which absolute references point at this server (for the reference index). */
@@ -125,6 +138,36 @@ export class Repository {
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length) throw new FhirError(422, errors);
     return issues;
+  }
+
+  /** 405 for a resource the hooks mark read-only (reads stay allowed). */
+  private assertWritable(type: string, id: string, method: string): void {
+    const reason = this.hooks.readOnly?.(type, id);
+    if (reason) throw new FhirError(405, [issue('error', 'forbidden', `${method}: ${reason}`)], { allow: 'GET, HEAD' });
+  }
+
+  /**
+   * Stores the server's own definitions, which clients may read but not change: each
+   * gets a new version only when its content differs from the stored one, under an
+   * advisory lock, so replicas starting together write each change once.
+   */
+  async install(definitions: Resource[]): Promise<number> {
+    return this.transaction(async (tx) => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('fascia.install-definitions'))`);
+      let written = 0;
+      for (const definition of definitions) {
+        const type = definition.resourceType;
+        const id = definition.id as string;
+        const [row] = await tx
+          .select({ content: resources.content })
+          .from(resources)
+          .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
+        if (row?.content && sameContent(JSON.parse(row.content) as Resource, definition)) continue;
+        await this.update(type, id, { plain: definition, exact: definition }, { tx, install: true });
+        written++;
+      }
+      return written;
+    });
   }
 
   /** The hooks' business rules alone: errors and warnings, nothing thrown ($validate lists them all). */
@@ -245,10 +288,11 @@ export class Repository {
     type: string,
     id: string,
     body: ParsedJson,
-    options: { ifMatch?: number; tx?: Tx; method?: 'PUT' | 'PATCH' } = {},
+    options: { ifMatch?: number; tx?: Tx; method?: 'PUT' | 'PATCH'; install?: boolean } = {},
   ): Promise<WriteResult> {
     const { ifMatch, method = 'PUT' } = options;
     checkId(id);
+    if (!options.install) this.assertWritable(type, id, method);
     const bodyId = (body.plain as { id?: unknown }).id;
     if (bodyId === undefined) throw badRequest('The resource in an update must carry an id', [`${type}.id`]);
     if (bodyId !== id) throw badRequest(`The body id "${String(bodyId)}" does not match the URL id "${id}"`, [`${type}.id`]);
@@ -281,6 +325,7 @@ export class Repository {
    * the result is validated). A failing `test` or an invalid result → 422.
    */
   async patch(type: string, id: string, patch: JsonPatch, options: { ifMatch?: number; tx?: Tx } = {}): Promise<WriteResult> {
+    this.assertWritable(type, id, 'PATCH');
     return this.transaction(async (tx) => {
       const current = await this.lockCurrent(tx, type, id);
       if (options.ifMatch !== undefined && current.versionId !== options.ifMatch) {
@@ -317,6 +362,7 @@ export class Repository {
    * resource changes nothing and returns undefined.
    */
   async delete(type: string, id: string, tx?: Tx): Promise<ResourceVersion | undefined> {
+    this.assertWritable(type, id, 'DELETE');
     return this.transaction(async (tx) => {
       const [current] = await tx
         .select({ versionId: resources.versionId, deleted: resources.deleted })

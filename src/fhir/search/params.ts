@@ -54,6 +54,17 @@ export function registerSearchParameters(params: SearchParameter[]): void {
   customSearchParameters.push(...params);
 }
 
+/**
+ * A parameter's one-line description for one type. Shared parameters describe each
+ * base type on its own line (`Multiple Resources: … * [Patient](patient.html): …`).
+ */
+function describe(sp: SearchParameter, type: string): string {
+  const lines = (sp.description ?? '').split(/\r?\n/).map((l) => l.trim());
+  const own = lines.find((l) => l.startsWith(`* [${type}](`))?.replace(/^\* \[\w+\]\([^)]*\):\s*/, '');
+  const first = lines.find((l) => l && !/^Multiple Resources:?$/.test(l))?.replace(/^Multiple Resources: ?/, '');
+  return (own || first || `${sp.type ?? 'search'} parameter ${sp.code ?? ''} of ${type}`).trim();
+}
+
 /** Common parameters the engine answers from resource columns or does not support. */
 const COLUMN_PARAMS = new Set(['_id', '_lastUpdated']);
 const UNSUPPORTED = new Set(['_text', '_content', '_query', '_list', '_has', '_type']);
@@ -72,19 +83,25 @@ function load(): Map<string, Map<string, SearchParamDef>> {
         code: sp.code,
         type: sp.type as SearchParamType,
         url: sp.url as string,
-        description: (sp.description ?? '').split('\n')[0]!.replace(/^Multiple Resources: ?/, '').trim(),
+        description: describe(sp, type),
         expression: sp.expression ?? '',
         target: sp.target ?? [],
       };
-      if (!COLUMN_PARAMS.has(sp.code)) def.extract = compileExpression(def.expression, type);
-      if (sp.type === 'composite') {
-        const [a, b] = sp.component ?? [];
-        if (!a?.expression || !b?.expression) continue;
-        def.components = [compileRelative(a.expression), compileRelative(b.expression)];
-        def.componentTypes = [
-          (byUrl.get(a.definition)?.type ?? 'token') as SearchParamType,
-          (byUrl.get(b.definition)?.type ?? 'token') as SearchParamType,
-        ];
+      try {
+        if (!COLUMN_PARAMS.has(sp.code)) def.extract = compileExpression(def.expression, type);
+        if (sp.type === 'composite') {
+          const [a, b] = sp.component ?? [];
+          if (!a?.expression || !b?.expression) continue;
+          def.components = [compileRelative(a.expression), compileRelative(b.expression)];
+          def.componentTypes = [
+            (byUrl.get(a.definition)?.type ?? 'token') as SearchParamType,
+            (byUrl.get(b.definition)?.type ?? 'token') as SearchParamType,
+          ];
+        }
+      } catch {
+        // An expression the engine cannot evaluate (MolecularSequence's %resource
+        // components): left out, so the CapabilityStatement does not claim it.
+        continue;
       }
       params.set(sp.code, def);
     }

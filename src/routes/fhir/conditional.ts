@@ -3,10 +3,10 @@ import { conditionalDelete, conditionalTarget, withBodyId } from '../../fhir/con
 import { badRequest, issue, outcome, unsupportedMediaType } from '../../fhir/outcome.js';
 import { parseJsonPatch } from '../../fhir/patch.js';
 import { etag, parseETag } from '../../fhir/etag.js';
-import { HOSTED_TYPES } from '../../fhir/registry.js';
 import type { Tx, WriteResult } from '../../fhir/repository.js';
 import { fhirBodyParser, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { ID, PRODUCES, errorResponses, outcomeResponse, preferHeader } from './schemas.js';
+import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 
 const jsonPatchBody = {
   type: 'array',
@@ -50,26 +50,27 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
   app.addContentTypeParser('application/json-patch+json', { parseAs: 'string' }, fhirBodyParser);
   const { repo } = app;
   const base = app.config.baseUrl;
-  for (const { type } of HOSTED_TYPES) {
-    const tags = [type];
-    const resource = { $ref: `${type}#` };
-    const location = (id: string, vid: number) => `${base}/fhir/${type}/${id}/_history/${vid}`;
-    const answer = (req: FastifyRequest, reply: FastifyReply, { version, created }: WriteResult, verb: string) => {
-      versionHeaders(reply, version, location(version.id, version.versionId));
+  for (const target of ROUTE_TARGETS) {
+    const { tags, resource, typeOf } = target;
+    const a = target.label === 'resource' ? 'a resource' : `a ${target.label}`;
+    const only = hostedOnly(target);
+    const answer = (req: FastifyRequest, reply: FastifyReply, type: string, { version, created }: WriteResult, verb: string) => {
+      versionHeaders(reply, version, `${base}/fhir/${type}/${version.id}/_history/${version.versionId}`);
       return sendWritten(req, reply, created ? 201 : 200, version, `${verb} ${type}/${version.id}`);
     };
     const patchBody = (req: FastifyRequest) => parseJsonPatch(req.fhirBody!);
 
     app.patch<{ Params: { id: string } }>(
-      `/fhir/${type}/:id`,
+      `${target.base}/:id`,
       {
+        ...only,
         schema: {
           tags,
-          summary: `Patch a ${type} with JSON Patch`,
+          summary: `Patch ${a} with JSON Patch`,
           description: 'The patched resource is validated like an update. A failing test operation or an invalid result → 422.',
           consumes: ['application/json-patch+json'],
           produces: PRODUCES,
-          params: { type: 'object', properties: { id: ID }, required: ['id'] },
+          params: pathSchema(target, { id: ID }),
           headers: writeHeaders,
           body: jsonPatchBody,
           response: { 200: resource, ...errorResponses, 410: outcomeResponse('Deleted'), 412: outcomeResponse('If-Match does not match'), 422: outcomeResponse('Test failed or result invalid') },
@@ -78,23 +79,26 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       },
       async (req, reply) => {
         const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
-        return answer(req, reply, await repo.patch(type, req.params.id, patchBody(req), { ifMatch }), 'Patched');
+        const type = typeOf(req);
+        return answer(req, reply, type, await repo.patch(type, req.params.id, patchBody(req), { ifMatch }), 'Patched');
       },
     );
 
+    // The criteria are any search parameters of the type, so the query has no fixed schema.
     const conditional = (summary: string, description: string) => ({
       tags,
       summary,
-      description,
+      description: `${description} The query string holds the search criteria, e.g. ?identifier=https://clinic.example/sessions|S-1.`,
       produces: PRODUCES,
-      querystring: { type: 'object', additionalProperties: { type: 'string' }, description: 'Search criteria of the hosted type' },
+      params: pathSchema(target),
     });
 
     app.put(
-      `/fhir/${type}`,
+      target.base,
       {
+        ...only,
         schema: {
-          ...conditional(`Conditional update of a ${type}`, 'PUT [type]?criteria: 0 matches → create, 1 → update it (a body id must equal its id), more → 412.'),
+          ...conditional(`Conditional update of ${a}`, 'PUT [type]?criteria: 0 matches → create, 1 → update it (a body id must equal its id), more → 412.'),
           consumes: ['application/fhir+json', 'application/json'],
           headers: writeHeaders,
           body: resource,
@@ -102,6 +106,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         },
       },
       async (req, reply) => {
+        const type = typeOf(req);
         const query = criteria(req);
         const body = req.fhirBody!;
         const bodyId = (body.plain as { id?: string }).id;
@@ -109,15 +114,16 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
           const id = await conditionalTarget(tx, type, query, base, 'PUT', bodyId);
           return repo.update(type, id, withBodyId(body, id), { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
         });
-        return answer(req, reply, result, result.created ? 'Created' : 'Updated');
+        return answer(req, reply, type, result, result.created ? 'Created' : 'Updated');
       },
     );
 
     app.patch(
-      `/fhir/${type}`,
+      target.base,
       {
+        ...only,
         schema: {
-          ...conditional(`Conditional patch of a ${type}`, 'PATCH [type]?criteria: 0 matches → 404, 1 → patch it, more → 412.'),
+          ...conditional(`Conditional patch of ${a}`, 'PATCH [type]?criteria: 0 matches → 404, 1 → patch it, more → 412.'),
           consumes: ['application/json-patch+json'],
           headers: writeHeaders,
           body: jsonPatchBody,
@@ -126,25 +132,28 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         preValidation: jsonPatchOnly,
       },
       async (req, reply) => {
+        const type = typeOf(req);
         const query = criteria(req);
         const patch = patchBody(req);
         const result = await repo.transaction(async (tx: Tx) => {
           const id = await conditionalTarget(tx, type, query, base, 'PATCH');
           return repo.patch(type, id, patch, { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
         });
-        return answer(req, reply, result, 'Patched');
+        return answer(req, reply, type, result, 'Patched');
       },
     );
 
     app.delete(
-      `/fhir/${type}`,
+      target.base,
       {
+        ...only,
         schema: {
-          ...conditional(`Conditional delete of a ${type}`, 'DELETE [type]?criteria: 0 matches → nothing to do, 1 → deleted, more → 412 (single).'),
+          ...conditional(`Conditional delete of ${a}`, 'DELETE [type]?criteria: 0 matches → nothing to do, 1 → deleted, more → 412 (single).'),
           response: { 200: outcomeResponse('Deleted, or nothing matched'), 204: { description: 'Prefer: return=minimal', type: 'null' }, ...errorResponses, 412: outcomeResponse('More than one match') },
         },
       },
       async (req, reply) => {
+        const type = typeOf(req);
         const query = criteria(req);
         const version = await repo.transaction((tx) => conditionalDelete(repo, tx, type, query, base));
         if (version) reply.header('etag', etag(version.versionId));

@@ -1,5 +1,6 @@
 import type { FastifyInstance, HTTPMethods } from 'fastify';
-import { methodNotAllowed } from '../../fhir/outcome.js';
+import { methodNotAllowed, notSupported } from '../../fhir/outcome.js';
+import { isHostedType } from '../../fhir/registry.js';
 
 export const ALL_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
@@ -11,7 +12,7 @@ export const ALL_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE
 export function methodNotAllowedRoutes(app: FastifyInstance) {
   const byUrl = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
-    if (!route.url.startsWith('/fhir/') || route.url.includes(':type')) return;
+    if (!route.url.startsWith('/fhir/') || route.url.includes('*')) return;
     const methods = byUrl.get(route.url) ?? new Set<string>();
     for (const m of [route.method].flat()) methods.add(m);
     byUrl.set(route.url, methods);
@@ -27,6 +28,8 @@ export function methodNotAllowedRoutes(app: FastifyInstance) {
           url,
           schema: { hide: true },
           handler: async (req) => {
+            const { type } = req.params as { type?: string };
+            if (type !== undefined && !isHostedType(type)) throw notSupported(`Resource type "${type}" is not supported by this server`);
             throw methodNotAllowed(req.method, allowed);
           },
         });

@@ -6,10 +6,10 @@ import { screenSession } from '../../domain/screening.js';
 import { courseRows, summaryParameters } from '../../domain/summary.js';
 import { parseDateRange } from '../../fhir/dates.js';
 import { FhirError, badRequest, issue, outcome } from '../../fhir/outcome.js';
-import { HOSTED_TYPES } from '../../fhir/registry.js';
 import { validateResource } from '../../fhir/validation.js';
 import { sendFhir } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
+import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 
 const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
 
@@ -17,21 +17,24 @@ const anyResource = { type: 'object', description: 'The resource to check', prop
 export async function operationRoutes(app: FastifyInstance): Promise<void> {
   const { repo } = app;
 
-  for (const { type } of HOSTED_TYPES) {
+  for (const target of ROUTE_TARGETS) {
     app.post(
-      `/fhir/${type}/$validate`,
+      `${target.base}/$validate`,
       {
+        ...hostedOnly(target),
         schema: {
-          tags: [type],
-          summary: `Validate a ${type} without storing it`,
+          tags: target.tags,
+          summary: `Validate ${target.label === 'resource' ? 'a resource' : `a ${target.label}`} without storing it`,
           description: 'Runs every check a create runs (R4 structure, the soft-tissue profiles, contraindication screening for sessions) and answers 200 with an OperationOutcome listing the errors and warnings.',
           consumes: CONSUMES,
           produces: PRODUCES,
+          params: pathSchema(target),
           body: anyResource,
           response: { 200: { $ref: 'OperationOutcome#' }, ...errorResponses },
         },
       },
       async (req, reply) => {
+        const type = target.typeOf(req);
         const body = req.fhirBody!;
         const issues: OperationOutcomeIssue[] = [];
         try {

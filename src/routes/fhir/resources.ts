@@ -1,12 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conditionalCreate } from '../../fhir/conditional.js';
 import { etag, parseETag } from '../../fhir/etag.js';
-import { HOSTED_TYPES, type HostedType } from '../../fhir/registry.js';
 import { outcome, issue } from '../../fhir/outcome.js';
-import { examples } from '../../openapi/examples.js';
 import { sendHistory } from './history.js';
 import { preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, formatQuery, historyQuery, outcomeResponse, preferHeader } from './schemas.js';
+import { ROUTE_TARGETS, hostedOnly, pathSchema, type RouteTarget } from './targets.js';
 
 interface IdParams {
   id: string;
@@ -17,25 +16,27 @@ interface VersionParams extends IdParams {
 
 /** create, read, vread, update, delete and history for each hosted type. */
 export async function resourceRoutes(app: FastifyInstance): Promise<void> {
-  for (const hosted of HOSTED_TYPES) registerType(app, hosted);
+  for (const target of ROUTE_TARGETS) registerType(app, target);
 }
 
-function registerType(app: FastifyInstance, { type, description }: HostedType): void {
-  const tags = [type];
-  const resource = { $ref: `${type}#` };
-  const body = examples[type] ? { allOf: [resource], examples: examples[type] } : resource;
-  const base = `/fhir/${type}`;
-  const location = (id: string, vid: number) => `${app.config.baseUrl}/fhir/${type}/${id}/_history/${vid}`;
+function registerType(app: FastifyInstance, target: RouteTarget): void {
+  const { tags, resource, body, base, label, description, typeOf } = target;
+  const a = label === 'resource' ? 'a resource' : `a ${label}`;
+  const location = (type: string, id: string, vid: number) => `${app.config.baseUrl}/fhir/${type}/${id}/_history/${vid}`;
+  const idParams = pathSchema(target, { id: ID });
+  const only = hostedOnly(target);
 
   app.post(
     base,
     {
+      ...only,
       schema: {
         tags,
-        summary: `Create a ${type}`,
+        summary: `Create ${a}`,
         description: `${description} The server assigns the id; a body id is ignored.`,
         consumes: CONSUMES,
         produces: PRODUCES,
+        params: pathSchema(target),
         querystring: formatQuery,
         headers: {
           type: 'object',
@@ -58,12 +59,13 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
       },
     },
     async (req, reply) => {
+      const type = typeOf(req);
       const query = req.headers['if-none-exist'];
       const { version, created } =
         typeof query === 'string'
           ? await app.repo.transaction((tx) => conditionalCreate(app.repo, tx, type, req.fhirBody!, query.replace(/^[A-Za-z]+\?/, ''), app.config.baseUrl))
           : { version: await app.repo.create(type, req.fhirBody!), created: true };
-      versionHeaders(reply, version, location(version.id, version.versionId));
+      versionHeaders(reply, version, location(type, version.id, version.versionId));
       return sendWritten(req, reply, created ? 201 : 200, version, created ? `Created ${type}/${version.id}` : `Found ${type}/${version.id}; nothing created`);
     },
   );
@@ -71,17 +73,18 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
   app.get<{ Params: IdParams }>(
     `${base}/:id`,
     {
+      ...only,
       schema: {
         tags,
-        summary: `Read a ${type}`,
+        summary: `Read ${a}`,
         produces: PRODUCES,
-        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        params: idParams,
         querystring: formatQuery,
         response: { 200: resource, 304: { description: 'Not modified (If-None-Match)', type: 'null' }, ...errorResponses, 410: outcomeResponse('Deleted') },
       },
     },
     async (req, reply) => {
-      const version = await app.repo.read(type, req.params.id);
+      const version = await app.repo.read(typeOf(req), req.params.id);
       versionHeaders(reply, version);
       const inm = req.headers['if-none-match'];
       if (inm && parseETag(inm, 'If-None-Match') === version.versionId) return reply.code(304).send();
@@ -92,21 +95,18 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
   app.get<{ Params: VersionParams }>(
     `${base}/:id/_history/:vid`,
     {
+      ...only,
       schema: {
         tags,
-        summary: `Read one version of a ${type} (vread)`,
+        summary: `Read one version of ${a} (vread)`,
         produces: PRODUCES,
-        params: {
-          type: 'object',
-          properties: { id: ID, vid: { type: 'integer', minimum: 1, maximum: 2147483647, description: 'versionId' } },
-          required: ['id', 'vid'],
-        },
+        params: pathSchema(target, { id: ID, vid: { type: 'integer', minimum: 1, maximum: 2147483647, description: 'versionId' } }),
         querystring: formatQuery,
         response: { 200: resource, ...errorResponses, 410: outcomeResponse('That version is a deletion') },
       },
     },
     async (req, reply) => {
-      const version = await app.repo.vread(type, req.params.id, req.params.vid);
+      const version = await app.repo.vread(typeOf(req), req.params.id, req.params.vid);
       versionHeaders(reply, version);
       return sendFhir(req, reply, 200, version.content!);
     },
@@ -115,13 +115,14 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
   app.put<{ Params: IdParams }>(
     `${base}/:id`,
     {
+      ...only,
       schema: {
         tags,
-        summary: `Update a ${type}, or create it with this id`,
+        summary: `Update ${a}, or create it with this id`,
         description: 'The body id must equal the URL id. If-Match: W/"n" makes the update conditional on the current version.',
         consumes: CONSUMES,
         produces: PRODUCES,
-        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        params: idParams,
         querystring: formatQuery,
         headers: {
           type: 'object',
@@ -138,9 +139,10 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
       },
     },
     async (req, reply) => {
+      const type = typeOf(req);
       const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
       const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, { ifMatch });
-      versionHeaders(reply, version, location(version.id, version.versionId));
+      versionHeaders(reply, version, location(type, version.id, version.versionId));
       return sendWritten(req, reply, created ? 201 : 200, version, `${created ? 'Created' : 'Updated'} ${type}/${version.id}`);
     },
   );
@@ -148,47 +150,51 @@ function registerType(app: FastifyInstance, { type, description }: HostedType): 
   app.delete<{ Params: IdParams }>(
     `${base}/:id`,
     {
+      ...only,
       schema: {
         tags,
-        summary: `Delete a ${type}`,
+        summary: `Delete ${a}`,
         description: 'Soft delete: reads then answer 410, history keeps the deletion, a later PUT revives it. Deleting an unknown or deleted id also answers 200.',
         produces: PRODUCES,
-        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        params: idParams,
         querystring: formatQuery,
         response: { 200: outcomeResponse('Deleted (or nothing to delete)'), 204: { description: 'Deleted (Prefer: return=minimal)', type: 'null' }, ...errorResponses },
       },
     },
-    async (req, reply) => deleteResource(app, type, req, reply),
+    async (req, reply) => deleteResource(app, typeOf(req), req, reply),
   );
 
   app.get<{ Params: IdParams }>(
     `${base}/:id/_history`,
     {
+      ...only,
       schema: {
         tags,
-        summary: `History of one ${type}`,
+        summary: `History of ${a}`,
         produces: PRODUCES,
-        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        params: idParams,
         querystring: historyQuery,
         response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
       },
     },
-    async (req, reply) => sendHistory(req, reply, { type, id: req.params.id }),
+    async (req, reply) => sendHistory(req, reply, { type: typeOf(req), id: req.params.id }),
   );
 
   app.get(
     `${base}/_history`,
     {
+      ...only,
       schema: {
         tags,
-        summary: `History of all ${type} resources`,
+        summary: label === 'resource' ? 'History of every resource of a type' : `History of all ${label} resources`,
         description: 'Newest first; deletions appear as entries with request.method DELETE. Follow the next link to page.',
         produces: PRODUCES,
+        params: pathSchema(target),
         querystring: historyQuery,
         response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
       },
     },
-    async (req, reply) => sendHistory(req, reply, { type }),
+    async (req, reply) => sendHistory(req, reply, { type: typeOf(req) }),
   );
 }
 

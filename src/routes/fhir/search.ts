@@ -1,18 +1,26 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HOSTED_TYPES } from '../../fhir/registry.js';
 import { searchParams } from '../../fhir/search/params.js';
 import { DEFAULT_COUNT, DEFAULT_TOTAL, MAX_COUNT } from '../../fhir/search/request.js';
 import { search } from '../../fhir/search/index.js';
 import { preferStrict, sendFhir } from './http.js';
 import { PRODUCES, errorResponses } from './schemas.js';
+import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 
 const many = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
 
-/** The query schema of a type's search: every parameter with its type and description. */
-function searchQuery(type: string) {
+/**
+ * The query schema of a type's search: every parameter with its type and description
+ * (for the shared paths, only the common ones: each type's own are in the
+ * CapabilityStatement).
+ */
+function searchQuery(type: string | undefined) {
   const properties: Record<string, unknown> = {};
-  for (const def of searchParams(type).values()) {
+  for (const def of type ? searchParams(type).values() : []) {
     properties[def.code] = many(`${def.type}: ${def.description}`);
+  }
+  if (!type) {
+    properties._id = many('token: Logical id');
+    properties._lastUpdated = many('date: When the resource version last changed, e.g. ge2026-03-01');
   }
   Object.assign(properties, {
     _count: many(`Matches per page (default ${DEFAULT_COUNT}, at most ${MAX_COUNT})`),
@@ -39,36 +47,42 @@ function searchPairs(req: FastifyRequest): [string, string][] {
 export async function searchRoutes(app: FastifyInstance): Promise<void> {
   // POST [type]/_search sends its parameters as a form (this plugin's routes only).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  for (const { type } of HOSTED_TYPES) {
+  for (const target of ROUTE_TARGETS) {
+    const detailedType = target.label === 'resource' ? undefined : target.label;
     const schema = {
-      tags: [type],
+      tags: target.tags,
       produces: PRODUCES,
-      querystring: searchQuery(type),
+      params: pathSchema(target),
+      querystring: searchQuery(detailedType),
       response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
     };
     const handler = async (req: FastifyRequest, reply: Parameters<typeof sendFhir>[1]) => {
-      const body = await search(app.repo.db, type, searchPairs(req), { baseUrl: app.config.baseUrl, strict: preferStrict(req) });
+      const body = await search(app.repo.db, target.typeOf(req), searchPairs(req), { baseUrl: app.config.baseUrl, strict: preferStrict(req) });
       return sendFhir(req, reply, 200, body);
     };
+    const each = detailedType ? '' : ' Every R4 search parameter of the type is supported; the CapabilityStatement lists them.';
     app.get(
-      `/fhir/${type}`,
+      target.base,
       {
+        ...hostedOnly(target),
         schema: {
           ...schema,
-          summary: `Search ${type}`,
+          summary: `Search ${detailedType ?? 'any other resource type'}`,
           description:
             'FHIR search: comma = OR, a repeated parameter = AND; modifiers such as :missing, :not, :exact, :contains, :text, :of-type, :identifier. ' +
-            'Paging is by an opaque cursor in the next link. Unknown parameters are ignored unless Prefer: handling=strict.',
+            'Paging is by an opaque cursor in the next link. Unknown parameters are ignored unless Prefer: handling=strict.' +
+            each,
         },
       },
       handler,
     );
     app.post(
-      `/fhir/${type}/_search`,
+      `${target.base}/_search`,
       {
+        ...hostedOnly(target),
         schema: {
           ...schema,
-          summary: `Search ${type} with a form body`,
+          summary: `Search ${detailedType ?? 'any other resource type'} with a form body`,
           description: 'The same search as GET, with parameters in an application/x-www-form-urlencoded body (combined with any in the URL).',
           consumes: ['application/x-www-form-urlencoded'],
         },
