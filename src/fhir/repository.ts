@@ -27,6 +27,8 @@ export interface Written {
   type: string;
   id: string;
   resource: Resource;
+  /** The write's business-rule warnings, returned to the client with it: beforeCommit may add to them. */
+  warnings: OperationOutcomeIssue[];
 }
 
 /**
@@ -121,6 +123,8 @@ export class Repository {
   /** `baseUrl` tells which absolute references point at this server (for the reference index). */
   /** Resources written per open transaction, for beforeCommit. */
   private readonly pending = new WeakMap<Tx, Written[]>();
+  /** The warnings `check` returned for a body, so that warnings beforeCommit adds reach the same list. */
+  private readonly warned = new WeakMap<ParsedJson, OperationOutcomeIssue[]>();
 
   constructor(
     readonly db: Db,
@@ -137,7 +141,14 @@ export class Repository {
     const issues = this.rules(type, body);
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
     if (errors.length) throw new FhirError(422, errors);
+    this.warned.set(body, issues);
     return issues;
+  }
+
+  private warningsOf(body: ParsedJson): OperationOutcomeIssue[] {
+    let warnings = this.warned.get(body);
+    if (!warnings) this.warned.set(body, (warnings = []));
+    return warnings;
   }
 
   /** 405 for a resource the hooks mark read-only (reads stay allowed). */
@@ -243,7 +254,7 @@ export class Repository {
         byType.set(type, list);
       });
       for (const [type, list] of byType) await writeIndexes(tx, type, list, true);
-      this.pending.get(tx)?.push(...items.map(({ type, body }, i) => ({ type, id: versions[i]!.id, resource: body.plain as Resource })));
+      this.pending.get(tx)?.push(...items.map(({ type, body }, i) => ({ type, id: versions[i]!.id, resource: body.plain as Resource, warnings: this.warningsOf(body) })));
     };
     await this.transaction(write, executor);
     return versions;
@@ -466,7 +477,7 @@ export class Repository {
     await tx.insert(resourceHistory).values({ ...row, method });
     const rows = indexResource(type, body.plain as Record<string, unknown>, this.baseUrl);
     await writeIndexes(tx, type, [{ id, rows }], !exists);
-    this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource });
+    this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource, warnings: this.warningsOf(body) });
     return version;
   }
 }

@@ -40,16 +40,17 @@ export interface IndexedResource {
  * CTEs): one round trip per write however many parameters the resource has. `rows: null`
  * removes a resource's rows (delete). `fresh` skips the deletes for brand-new resources.
  */
-export async function writeIndexes(tx: Queryable, type: string, resources: IndexedResource[], fresh = false): Promise<void> {
+export async function writeIndexes(tx: Queryable, type: string, resources: IndexedResource[], fresh = false, param?: string): Promise<void> {
   if (!resources.length) return;
   const ids = resources.map((r) => r.id);
   const ctes: SQL[] = [];
   let n = 0;
   for (const [kind, { table, columns }] of Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]) {
     if (!fresh) {
-      ctes.push(sql`${sql.raw(`d${n++}`)} AS (DELETE FROM ${sql.raw(table)} WHERE resource_type = ${type} AND resource_id = ANY(${textArray(ids)}))`);
+      const only = param === undefined ? sql`` : sql` AND param = ${param}`;
+      ctes.push(sql`${sql.raw(`d${n++}`)} AS (DELETE FROM ${sql.raw(table)} WHERE resource_type = ${type} AND resource_id = ANY(${textArray(ids)})${only})`);
     }
-    const records = resources.flatMap((r) => (r.rows?.[kind] ?? []).map((row) => ({ rid: r.id, ...row })));
+    const records = resources.flatMap((r) => (r.rows?.[kind] ?? []).filter((row) => param === undefined || row.param === param).map((row) => ({ rid: r.id, ...row })));
     if (!records.length) continue;
     const names = columns.map(([col]) => `"${col}"`).join(', ');
     const picks = columns.map(([, key]) => `x."${key}"`).join(', ');
@@ -62,4 +63,13 @@ export async function writeIndexes(tx: Queryable, type: string, resources: Index
   }
   if (!ctes.length) return;
   await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT 1`);
+}
+
+/**
+ * Replaces one parameter's rows of some resources and leaves their other rows alone: for
+ * rows a write hook derives from other resources. A write of the resource itself replaces
+ * all its rows, so the hook derives them again on each write.
+ */
+export function replaceParamIndex(tx: Queryable, type: string, param: string, resources: IndexedResource[]): Promise<void> {
+  return writeIndexes(tx, type, resources, false, param);
 }
