@@ -43,9 +43,11 @@ const EXERCISE_CODES = [EXERCISE_THERAPY.code, '61502001'];
 /**
  * A patient's courses, per technique and body site, computed in one SQL statement over
  * the search index tables: sessions (Procedures with a technique code), their
- * performed periods, the pain scores (LOINC 72514-3) measured before and after each
- * (Observations partOf the session, marked by measurement-timing), skin responses,
- * complications, and exercise Procedures partOf the session.
+ * performed periods, the pain scores (LOINC 72514-3, in {score} or unitless) measured
+ * before and after each (Observations partOf the session, by their measurement-timing
+ * index rows: the extension when given, else the timing inferred before commit from
+ * effective[x] against the session, see measurements.ts; search reads the same rows),
+ * skin responses, complications, and exercise Procedures partOf the session.
  */
 export async function courseRows(db: Queryable, patientId: string, filter: SummaryFilter): Promise<CourseRow[]> {
   const conditions: SQL[] = [];
@@ -65,6 +67,7 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
     JOIN search_token c ON c.resource_id = po.resource_id AND c.resource_type = 'Observation' AND c.param = 'code' AND c.system = ${LOINC} AND c.code = ${PAIN_NRS.code}
     JOIN search_token tm ON tm.resource_id = po.resource_id AND tm.resource_type = 'Observation' AND tm.param = 'measurement-timing' AND tm.code = ${timing}
     JOIN search_number n ON n.resource_id = po.resource_id AND n.resource_type = 'Observation' AND n.param = 'value-quantity'
+         AND (n.code IS NULL OR n.code = '{score}')
     WHERE po.resource_type = 'Observation' AND po.param = 'part-of' AND po.target_type = 'Procedure' AND po.target_id = s.id)`;
   const result = await db.execute(sql`
     WITH sessions AS (
