@@ -226,3 +226,11 @@ t.test('a session and its measurement written at the same moment: the timing is 
   t.same(statuses, statuses.map(() => 201), 'all written');
   t.equal((await search(`measurement-timing=before&subject=Patient/${p}&_count=100`)).length, ids.length, 'every measurement has its timing');
 });
+
+t.test('the served profiles say which rules are errors and which warnings', async (t) => {
+  for (const id of ['soft-tissue-session', 'session-measurement']) {
+    const sd = body(await app.inject({ url: `/fhir/StructureDefinition/${id}` }));
+    t.equal(sd.resourceType, 'StructureDefinition', id);
+    t.match(String(sd.description), /Errors \(422\)[\s\S]*Warnings/, `${id}: errors and warnings, and why`);
+  }
+});
