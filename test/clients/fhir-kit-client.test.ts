@@ -316,7 +316,6 @@ t.test('a soft-tissue session from the documented example, then $course-summary'
 
 t.test(
   '$validate invoked the R4 way: POST a Parameters body whose `resource` parameter is the Patient',
-  { todo: 'finding: Fascia reads the Parameters body as the resource to validate ("Expected a Patient but the body is a Parameters") instead of taking its `resource` parameter (R4 Resource-validate, operations.html)' },
   async (t) => {
     const outcome = (await client.operation({
       name: 'validate',
@@ -325,5 +324,12 @@ t.test(
     })) as Answer;
     t.equal(outcome.resourceType, 'OperationOutcome');
     t.notOk(((outcome.issue ?? []) as Json[]).some((i) => i.severity === 'error' || i.severity === 'fatal'), 'a valid Patient has no error issue');
+    const invalid = (await client.operation({
+      name: 'validate',
+      resourceType: 'Patient',
+      input: { resourceType: 'Parameters', parameter: [{ name: 'resource', resource: { ...patient('Invalid'), gender: 'x' } }] },
+    })) as Answer;
+    const errors = ((invalid.issue ?? []) as Json[]).filter((i) => i.severity === 'error');
+    t.ok(errors.some((i) => ((i.expression ?? []) as string[]).includes('Patient.gender')), 'an invalid gender in the resource parameter is an error at Patient.gender');
   },
 );

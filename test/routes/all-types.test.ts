@@ -32,7 +32,7 @@ t.test('the CapabilityStatement lists every R4 type with an endpoint, each with 
   }
   const empty = resources.flatMap((r) => (r.searchParam as Json[]).filter((p) => !String(p.documentation ?? '').trim()).map((p) => `${r.type}.${p.name}`));
   t.same(empty, [], 'every searchParam has a non-empty documentation');
-  const patientAddress = resources.find((r) => r.type === 'Patient').searchParam.find((p: Json) => p.name === 'address');
+  const patientAddress = (resources.find((r) => r.type === 'Patient')?.searchParam as Json[]).find((p) => p.name === 'address')!;
   t.match(patientAddress.documentation, /Address/, 'Patient address is documented in its own words');
   t.ok(
     resources.every((r) => (r.operation as Json[]).some((o) => o.name === 'validate')),
@@ -109,7 +109,7 @@ t.test('a transaction across shared-route types: references resolve, _include fo
   const found = (await app.inject({ url: '/fhir/Encounter?status=finished&_include=Encounter:service-provider&_include=Encounter:location' })).json() as Json;
   const types = entries(found).map((e) => `${e.resource.resourceType}:${e.search.mode}`).sort();
   t.same(types, ['Encounter:match', 'Location:include', 'Organization:include'], 'the Encounter, with its Organization and Location included');
-  const org = entries(found).find((e) => e.resource.resourceType === 'Organization').resource;
+  const org = entries(found).find((e) => e.resource.resourceType === 'Organization')!.resource as Json;
   const rev = (await app.inject({ url: `/fhir/Organization?_id=${org.id}&_revinclude=Location:organization` })).json() as Json;
   t.ok(entries(rev).some((e) => e.resource.resourceType === 'Location' && e.search.mode === 'include'), '_revinclude from a shared-route type');
 });

@@ -44,12 +44,13 @@ function courseBundle(invalidAt?: number): Json {
 }
 
 t.test('transaction of 200 entries with an invalid Observation at entry 180: 400 naming Bundle.entry[180], and nothing stored', async (t) => {
-  t.same(await storedRows(database), { resources: 0, history: 0 }, 'the database starts empty');
+  // Only Fascia's own definitions, stored at start, are there before the Bundle.
+  const before = await storedRows(database);
   const res = await postBundle(app, courseBundle(180));
   const outcome = assertOutcome(t, res, 400);
   t.match(outcomeText(outcome), /Bundle\.entry\[180\]/, 'the OperationOutcome names Bundle.entry[180]');
   t.notMatch(outcomeText(outcome), /Bundle\.entry\[(?!180\])\d+\]/, 'and no other entry');
-  t.same(await storedRows(database), { resources: 0, history: 0 }, 'no row in resources or resource_history');
+  t.same(await storedRows(database), before, 'no row added to resources or resource_history');
   for (const type of ['Patient', 'Procedure', 'Observation']) {
     const search = await app.inject({ url: `/fhir/${type}` });
     t.equal(((search.json().entry ?? []) as Json[]).length, 0, `GET /fhir/${type} finds nothing`);

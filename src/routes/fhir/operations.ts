@@ -1,17 +1,33 @@
 import type { FastifyInstance } from 'fastify';
-import type { OperationOutcomeIssue, Procedure } from '@medplum/fhirtypes';
+import type { Observation, OperationOutcomeIssue, Procedure } from '@medplum/fhirtypes';
 import { TECHNIQUE_SYSTEM } from '../../domain/codes.js';
+import { measurementIssues } from '../../domain/measurements.js';
 import { isSession, techniqueOf } from '../../domain/profiles.js';
 import { screenSession } from '../../domain/screening.js';
 import { courseRows, summaryParameters } from '../../domain/summary.js';
 import { parseDateRange } from '../../fhir/dates.js';
 import { FhirError, badRequest, issue, outcome } from '../../fhir/outcome.js';
+import type { ParsedJson } from '../../fhir/json.js';
 import { validateResource } from '../../fhir/validation.js';
 import { sendFhir } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 
 const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
+
+/**
+ * The resource `$validate` checks: the body itself, or (Resource-validate's declared
+ * form) the `resource` parameter of a Parameters body, unless a Parameters is what
+ * is being validated.
+ */
+function validateInput(body: ParsedJson, type: string): ParsedJson {
+  const plain = body.plain as { resourceType?: string; parameter?: { name?: string; resource?: unknown }[] };
+  if (type === 'Parameters' || plain?.resourceType !== 'Parameters') return body;
+  const i = (plain.parameter ?? []).findIndex((p) => p.name === 'resource');
+  if (i < 0 || !plain.parameter![i]!.resource) throw badRequest('A Parameters body to $validate needs a `resource` parameter holding the resource to check', ['Parameters.parameter']);
+  const exact = (body.exact as typeof plain).parameter![i]!.resource;
+  return { plain: plain.parameter![i]!.resource, exact };
+}
 
 /** $validate, Procedure/$screen and Patient/$course-summary. */
 export async function operationRoutes(app: FastifyInstance): Promise<void> {
@@ -35,7 +51,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       },
       async (req, reply) => {
         const type = target.typeOf(req);
-        const body = req.fhirBody!;
+        const body = validateInput(req.fhirBody!, type);
         const issues: OperationOutcomeIssue[] = [];
         try {
           validateResource(body.plain, type);
@@ -46,6 +62,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
         issues.push(...repo.rules(type, body));
         const resource = body.plain as Procedure;
         if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) issues.push(...(await screenSession(repo.db, resource)));
+        if (type === 'Observation' && body.plain && (body.plain as Observation).resourceType === 'Observation') issues.push(...(await measurementIssues(repo.db, body.plain as Observation)));
         if (!issues.length) issues.push(issue('information', 'informational', `The ${type} is valid`));
         return sendFhir(req, reply, 200, outcome(issues));
       },
@@ -86,7 +103,8 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
         description:
           'Per technique and body site: number of sessions, first and last date, median days between sessions and whether that fits the technique (Astym every other day or every two days; the others one to three a week), ' +
           'total minutes, pain before treatment at the first and last session and the change, each session’s before/after pain, skin responses and complications, and whether the course was paired with exercise ' +
-          '(exercise Procedures partOf at least half of the sessions). Computed in SQL over the search indexes. Session measurements must carry the measurement-timing extension (before|after).',
+          '(exercise Procedures partOf at least half of the sessions). Computed in SQL over the search indexes. ' +
+          "A pain score's before/after is its measurement-timing extension when given, otherwise inferred from effective[x] against the session's performedPeriod (wholly before the start → before, wholly after the end → after); pain scores whose timing cannot be inferred are left out of the before/after figures.",
         produces: PRODUCES,
         params: { type: 'object', properties: { id: ID }, required: ['id'] },
         querystring: {
