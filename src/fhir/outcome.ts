@@ -9,7 +9,8 @@ export function issue(
   text: string,
   expression?: string[],
 ): OperationOutcomeIssue {
-  const out: OperationOutcomeIssue = { severity, code, details: { text } };
+  // R4 strings may not be empty: an issue without words is just its code.
+  const out: OperationOutcomeIssue = text.trim() ? { severity, code, details: { text } } : { severity, code };
   if (expression?.length) out.expression = expression;
   return out;
 }
