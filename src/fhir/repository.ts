@@ -59,6 +59,8 @@ export interface HistoryQuery {
   type?: string;
   id?: string;
   since?: Date;
+  /** Only versions before this instant: the end of a sync window (syncPoint). */
+  until?: Date;
   count: number;
   /** Return only entries after this one in newest-first order (the paging cursor). */
   before?: { lastUpdated: string; seq: number };
@@ -66,6 +68,14 @@ export interface HistoryQuery {
 
 /** A drizzle handle or a transaction on it: the repository's writes compose inside either. */
 export type Tx = Pick<Db, 'select' | 'insert' | 'update' | 'execute'>;
+
+/**
+ * The advisory lock (two-key form, so it cannot collide with the one-key locks of
+ * conditional creates and migrations) every write transaction holds shared while it
+ * runs: how a sync point finds the writes in flight. Shared holders never wait on
+ * each other.
+ */
+const WRITERS_LOCK = [0x46534341, 1] as const;
 
 /** How long a write waits for a row another transaction holds before giving up with 409. */
 const LOCK_TIMEOUT = '10s';
@@ -123,6 +133,8 @@ export class Repository {
   /** `baseUrl` tells which absolute references point at this server (for the reference index). */
   /** Resources written per open transaction, for beforeCommit. */
   private readonly pending = new WeakMap<Tx, Written[]>();
+  /** The instant every version written in a transaction carries (see `transaction`). */
+  private readonly stamps = new WeakMap<Tx, Date>();
   /** The warnings `check` returned for a body, so that warnings beforeCommit adds reach the same list. */
   private readonly warned = new WeakMap<ParsedJson, OperationOutcomeIssue[]>();
 
@@ -194,7 +206,13 @@ export class Repository {
     if (tx) return fn(tx);
     try {
       return await this.db.transaction(async (t) => {
-        await t.execute(sql.raw(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`));
+        // One statement: the lock timeout; the shared writers' lock, so that from here on
+        // every sync point sees this transaction in flight; then, from the database's
+        // clock, the instant its versions are stamped with (see syncPoint for the order).
+        const begun = await t.execute(sql.raw(`
+          WITH x AS MATERIALIZED (SELECT set_config('lock_timeout', '${LOCK_TIMEOUT}', true), pg_advisory_xact_lock_shared(${WRITERS_LOCK.join(', ')}))
+          SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms FROM x`));
+        this.stamps.set(t, new Date(Number((begun.rows[0] as { ms: number | string }).ms)));
         const written: Written[] = [];
         this.pending.set(t, written);
         const result = await fn(t);
@@ -227,16 +245,17 @@ export class Repository {
     options: { validated?: boolean } = {},
   ): Promise<ResourceVersion[]> {
     if (!options.validated) for (const { type, body } of items) this.check(type, body);
-    const lastUpdated = new Date();
-    const versions = items.map(({ type, body, id = randomUUID() }) => ({
-      resourceType: type,
-      id,
-      versionId: 1,
-      lastUpdated,
-      deleted: false,
-      content: stamp(body, id, 1, lastUpdated),
-    }));
+    let versions: ResourceVersion[] = [];
     const write = async (tx: Tx) => {
+      const lastUpdated = this.stampOf(tx);
+      versions = items.map(({ type, body, id = randomUUID() }) => ({
+        resourceType: type,
+        id,
+        versionId: 1,
+        lastUpdated,
+        deleted: false,
+        content: stamp(body, id, 1, lastUpdated),
+      }));
       // One statement for current and history rows, the rows as one JSON parameter:
       // building a 10,000-row multi-VALUES insert costs more than the insert itself.
       const rows = JSON.stringify(versions.map((v) => ({ t: v.resourceType, i: v.id, c: v.content })));
@@ -311,7 +330,7 @@ export class Repository {
     return this.transaction(async (tx) => {
       for (;;) {
         const [current] = await tx
-          .select({ versionId: resources.versionId, deleted: resources.deleted })
+          .select({ versionId: resources.versionId, deleted: resources.deleted, lastUpdated: resources.lastUpdated })
           .from(resources)
           .where(and(eq(resources.resourceType, type), eq(resources.id, id)))
           .for('update');
@@ -319,7 +338,7 @@ export class Repository {
           if (ifMatch !== undefined && current.versionId !== ifMatch) {
             throw preconditionFailed(`If-Match W/"${ifMatch}" does not match the current version W/"${current.versionId}"`);
           }
-          const version = await this.insertVersion(tx, type, id, current.versionId + 1, body, method, true);
+          const version = await this.insertVersion(tx, type, id, current.versionId + 1, body, method, true, current.lastUpdated);
           // Reviving a deleted resource brings it back into existence: 201, like a create.
           return { version: { ...version!, warnings }, created: current.deleted };
         }
@@ -376,7 +395,7 @@ export class Repository {
     this.assertWritable(type, id, 'DELETE');
     return this.transaction(async (tx) => {
       const [current] = await tx
-        .select({ versionId: resources.versionId, deleted: resources.deleted })
+        .select({ versionId: resources.versionId, deleted: resources.deleted, lastUpdated: resources.lastUpdated })
         .from(resources)
         .where(and(eq(resources.resourceType, type), eq(resources.id, id)))
         .for('update');
@@ -385,7 +404,7 @@ export class Repository {
         resourceType: type,
         id,
         versionId: current.versionId + 1,
-        lastUpdated: new Date(),
+        lastUpdated: this.versionStamp(tx, current.lastUpdated),
         deleted: true,
         content: null,
       };
@@ -410,6 +429,7 @@ export class Repository {
     if (q.type) conditions.push(eq(h.resourceType, q.type));
     if (q.id) conditions.push(eq(h.id, q.id));
     if (q.since) conditions.push(sql`${h.lastUpdated} >= ${q.since.toISOString()}`);
+    if (q.until) conditions.push(sql`${h.lastUpdated} < ${q.until.toISOString()}`);
     if (q.before) conditions.push(sql`(${h.lastUpdated}, ${h.seq}) < (${q.before.lastUpdated}::timestamptz, ${q.before.seq})`);
     const rows = await this.db
       .select({
@@ -430,16 +450,49 @@ export class Repository {
     return { entries, more };
   }
 
+  private stampOf(tx: Tx): Date {
+    const at = this.stamps.get(tx);
+    if (!at) throw new Error('A version can only be written inside Repository.transaction');
+    return at;
+  }
+
   /**
-   * The instant a sync client may pass as its next `_since`: now, or the start of the
-   * oldest write still in progress in this database, whose versions (stamped when it
-   * began) are not visible yet and must not fall before the client's next window.
+   * A new version's lastUpdated: the transaction's stamp, but never before the version
+   * it replaces (a transaction that queued on the row lock began earlier than the one
+   * it waited for). Later than the stamp is always safe for sync.
    */
-  async syncPoint(): Promise<Date> {
-    const result = await this.db.execute(sql`
-      SELECT least(clock_timestamp(), min(xact_start)) AS at FROM pg_stat_activity
-      WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`);
-    return new Date((result.rows[0] as { at: string | Date }).at);
+  private versionStamp(tx: Tx, previous: Date | undefined): Date {
+    const at = this.stampOf(tx);
+    return previous && previous > at ? previous : at;
+  }
+
+  /**
+   * The end of a sync window: an instant S such that every version committed before
+   * this call with lastUpdated < S is visible now, and every version still in flight or
+   * written later has lastUpdated ≥ S. History answers versions with lastUpdated < S
+   * and names S as the next `_since`, so consecutive windows [_since, S) never skip or
+   * repeat a version.
+   *
+   * Why it holds: a write takes the shared writers' lock before it reads the clock for
+   * its stamp (see `transaction`), so it is either listed here as a holder (and its
+   * stamp ≥ its xact_start ≥ S), or takes the lock after this reads pg_locks and so
+   * stamps after the clock reading N taken before it (≥ S). Other clients' transactions
+   * on the database (reports, migrations) do not hold the lock and hold nothing back. N is a whole millisecond
+   * already passed, so a version stamped before this call began is < N. Stamps and S
+   * come from the database's clock, at millisecond precision, floored.
+   */
+  async syncPoint(since?: Date): Promise<Date> {
+    const clockMs = async () => Number(((await this.db.execute(sql`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`)).rows[0] as { ms: number | string }).ms);
+    const boundary = (await clockMs()) + 1;
+    while ((await clockMs()) < boundary) await new Promise((resolve) => setTimeout(resolve, 1));
+    const result = await this.db.execute(sql.raw(`
+      SELECT floor(extract(epoch FROM min(a.xact_start)) * 1000)::float8 AS ms
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.classid = ${WRITERS_LOCK[0]} AND l.objid = ${WRITERS_LOCK[1]} AND l.objsubid = 2
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`));
+    const oldest = (result.rows[0] as { ms: number | string | null }).ms;
+    const at = oldest === null ? boundary : Math.min(boundary, Number(oldest));
+    return new Date(Math.max(at, since?.getTime() ?? -Infinity));
   }
 
   /**
@@ -454,8 +507,9 @@ export class Repository {
     body: ParsedJson,
     method: string,
     exists: boolean,
+    previous?: Date,
   ): Promise<ResourceVersion | undefined> {
-    const lastUpdated = new Date();
+    const lastUpdated = this.versionStamp(tx, previous);
     const version: ResourceVersion = {
       resourceType: type,
       id,

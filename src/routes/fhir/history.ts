@@ -11,12 +11,14 @@ interface HistoryParams {
   _cursor?: string;
 }
 
+/** Where the next page resumes (t, s) and the end of the window the first page fixed (u). */
 interface HistoryCursor extends Record<string, unknown> {
   t: string;
   s: number;
+  u: string;
 }
-const isHistoryCursor = (v: Record<string, unknown>): v is HistoryCursor =>
-  typeof v.t === 'string' && !Number.isNaN(Date.parse(v.t)) && Number.isSafeInteger(v.s);
+const isInstant = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
+const isHistoryCursor = (v: Record<string, unknown>): v is HistoryCursor => isInstant(v.t) && Number.isSafeInteger(v.s) && isInstant(v.u);
 
 /**
  * history at system (`/_history`), type (`/T/_history`) or instance (`/T/id/_history`)
@@ -37,7 +39,9 @@ export async function sendHistory(
   const before = cursor && { lastUpdated: cursor.t, seq: cursor.s };
   const repo = req.server.repo;
   if (scope.id && scope.type) await repo.assertExists(scope.type, scope.id);
-  const { entries, more } = await repo.history({ ...scope, since, count, before });
+  // The window ends where no write in flight can fall before it; every page of it keeps that end.
+  const until = cursor ? new Date(cursor.u) : await repo.syncPoint(since);
+  const { entries, more } = await repo.history({ ...scope, since, until, count, before });
 
   const base = req.server.config.baseUrl;
   const path = `${base}/fhir/${[scope.type, scope.id].filter(Boolean).join('/')}${scope.type ? '/' : ''}_history`;
@@ -48,15 +52,15 @@ export async function sendHistory(
   let next: string | undefined;
   if (more) {
     const last = entries[entries.length - 1]!;
-    params.set('_cursor', encodeCursor({ t: last.lastUpdated.toISOString(), s: last.seq }));
+    params.set('_cursor', encodeCursor({ t: last.lastUpdated.toISOString(), s: last.seq, u: until.toISOString() }));
     next = `${path}?${params}`;
   }
   const body = serializeBundle(
     {
       resourceType: 'Bundle',
       type: 'history',
-      // The next _since for a sync client: no write still in progress is older than this.
-      meta: { lastUpdated: (await repo.syncPoint()).toISOString() },
+      // The next _since for a sync client: this window holds every version before it.
+      meta: { lastUpdated: until.toISOString() },
       link: links(`${path}?${self}`, next),
     },
     entries.map((e) => historyEntry(`${base}/fhir`, e)),
