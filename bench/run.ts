@@ -9,7 +9,7 @@
  * `<that database>_ingest`, recreated each time. The server runs as a child process
  * (`node dist/server.js`); the load comes from this process.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { sql } from 'drizzle-orm';
 import { openDatabase } from '../src/db/client.js';
@@ -22,10 +22,13 @@ import { parseSearchRequest } from '../src/fhir/search/request.js';
 import { loadDefinitions } from '../src/fhir/validation.js';
 import { cpuPerResource, ingestBenchmarks } from './ingest.js';
 import { ensureDatabase, figuresRow, load, ms, startServer, type Figures } from './lib.js';
+import { soak } from './soak.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_bench';
 const target = Number(process.env.BENCH_OBSERVATIONS ?? 1_000_000);
-const only = process.env.BENCH_ONLY; // 'search' or 'ingest' to run one half
+const only = process.env.BENCH_ONLY; // 'search', 'ingest' or 'soak' to run one part (the others' figures are kept)
+const SOAK_CONNECTIONS = Number(process.env.BENCH_SOAK_CONNECTIONS ?? 200);
+const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 
 await ensureDatabase(url);
 loadDefinitions();
@@ -41,13 +44,13 @@ const lines = [
   '',
   'Written by `npm run bench` (bench/run.ts); do not edit by hand. Figures are from the last run.',
   '',
-  `- **When:** ${new Date().toISOString()}`,
+  `- **When:** ${new Date().toISOString()}${only ? ` (\`BENCH_ONLY=${only}\`: only that part was measured; the other sections are kept from earlier runs)` : ''}`,
   `- **Machine:** ${machine}`,
   '- **How:** the server runs as `node dist/server.js` against the Postgres above; the load comes from the bench process on the same machine over HTTP. Times are wall clock per request, in ms.',
   '',
 ];
 
-if (only !== 'ingest') {
+if (!only || only === 'search') {
   let observations = await count('Observation');
   if (observations < target) {
     // The generator makes ~19.8 Observations per patient.
@@ -136,7 +139,7 @@ if (only !== 'ingest') {
 }
 await database.close();
 
-if (only !== 'search') {
+if (!only || only === 'ingest') {
   const ingestUrl = url.replace(/\/([^/]+)$/, '/$1_ingest');
   const figures = await ingestBenchmarks(ingestUrl);
   const cpuCost = cpuPerResource();
@@ -156,5 +159,34 @@ if (only !== 'search') {
   );
 }
 
-writeFileSync(new URL('./README.md', import.meta.url), lines.join('\n'));
-console.log(lines.join('\n'));
+if (!only || only === 'soak') {
+  const soakUrl = url.replace(/\/([^/]+)$/, '/$1_soak');
+  const f = await soak(soakUrl, SOAK_CONNECTIONS, SOAK_SECONDS);
+  const unexpected = Object.entries(f.unexpected).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
+  lines.push(
+    `## Soak: ${f.connections} connections for ${f.seconds} s`,
+    '',
+    `Mixed load into a fresh database: 40% create (a pain score Observation), 30% read by id, 20% search (\`Observation?patient=X&code=…72514-3&_count=20\`), 10% type history (\`_since\` the start, \`_count=50\`), ${f.connections} keep-alive connections from one client process, DB_POOL_SIZE 16. Run ${new Date().toISOString()}.`,
+    '',
+    '| kind | requests | p50 | p95 | p99 |',
+    '|---|---|---|---|---|',
+    ...Object.entries(f.kinds).map(([k, v]) => `| ${k} | ${v.n.toLocaleString('en')} | ${ms(v.p50)} | ${ms(v.p95)} | ${ms(v.p99)} |`),
+    '',
+    `**${f.requests.toLocaleString('en')} requests (${(f.requests / f.seconds).toFixed(0)}/s): ${f.errors} socket errors, ${f.serverErrors} 5xx; answers other than the expected status: ${unexpected}.** Target (issue 9): 0 errors, 0 5xx.`,
+    '',
+  );
+}
+
+/** `## ` sections by heading; a partial run (BENCH_ONLY) keeps the sections it did not measure. */
+const sections = (text: string) => new Map(text.split(/^(?=## )/m).map((part) => [part.startsWith('## ') ? part.split('\n')[0]! : '', part]));
+const file = new URL('./README.md', import.meta.url);
+let out = lines.join('\n');
+if (only && existsSync(file)) {
+  const fresh = sections(out);
+  const kept = [...sections(readFileSync(file, 'utf8'))].filter(([heading]) => heading && !fresh.has(heading) && !(only === 'soak' && heading.startsWith('## Soak')));
+  const byKind = (h: string) => (h.startsWith('## Search') ? 0 : h.startsWith('## Ingest') ? 1 : 2);
+  const body = [...[...fresh].filter(([h]) => h), ...kept].sort(([a], [b]) => byKind(a) - byKind(b)).map(([, part]) => part);
+  out = [fresh.get('')!, ...body].map((part) => part.replace(/\n*$/, '\n\n')).join('').replace(/\n+$/, '\n');
+}
+writeFileSync(file, out);
+console.log(out);
