@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
+import { loggableError } from './db/errors.js';
 import { issue, outcome } from './fhir/outcome.js';
 import { definitions } from './domain/definitions.js';
 import { domainHooks } from './domain/hooks.js';
@@ -35,9 +36,15 @@ export interface AppOptions {
 
 const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
 
-/** Logs carry method, path and status, never a query string (search values are PHI) or a body. */
+/**
+ * Logs carry method, path and status, never a query string (search values are PHI) or a body.
+ * An error is logged by class, SQLSTATE and stack frames only (pino's default logs its
+ * message and cause, and drizzle's message holds the SQL and its parameters).
+ */
 const logSerializers = {
   req: (req: { method: string; url: string; id: string }) => ({ method: req.method, path: req.url.split('?')[0], id: req.id }),
+  // Fastify's type expects a message; leaving it out is the point.
+  err: loggableError as (err: Error) => { type: string; message: string; stack: string },
 };
 
 export async function buildApp({ config, database, logger, logStream }: AppOptions): Promise<FastifyInstance> {

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { ErrorObject } from 'ajv';
+import { isDatabaseUnavailable, RETRY_AFTER_SECONDS } from '../db/errors.js';
 import { FhirError, issue, outcome } from '../fhir/outcome.js';
 import { schemaIssues } from '../fhir/validation.js';
 import { FHIR_JSON } from './fhir/http.js';
@@ -10,6 +11,13 @@ function validationIssues(req: FastifyRequest, err: FastifyError): OperationOutc
   const part = err.validationContext ?? 'body';
   const root = part === 'body' ? String((req.body as { resourceType?: unknown })?.resourceType ?? 'Resource') : part;
   return schemaIssues(root, (err.validation ?? []) as ErrorObject[], part === 'body' ? 'structure' : 'invalid');
+}
+
+/** The database cannot be reached, is stopping or has no free connection: retry later (R4 issue code transient). */
+export function databaseUnavailable(): FhirError {
+  return new FhirError(503, [issue('error', 'transient', 'The database is unavailable; retry the request later')], {
+    'retry-after': String(RETRY_AFTER_SECONDS),
+  });
 }
 
 /** Maps any error to an HTTP status and OperationOutcome. */
@@ -24,6 +32,7 @@ export function toFhirError(req: FastifyRequest, err: FastifyError | FhirError):
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new FhirError(400, [issue('error', 'required', 'The request body is empty')]);
   }
+  if (isDatabaseUnavailable(err)) return databaseUnavailable();
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return new FhirError(status, [issue('error', 'invalid', err.message)]);
   return new FhirError(500, [issue('error', 'exception', 'Internal server error')]);
@@ -38,22 +47,14 @@ function send(req: FastifyRequest, reply: FastifyReply, err: FhirError): Fastify
     .send(JSON.stringify(outcome(err.issues)));
 }
 
-/**
- * What a 500 may put in the log: the error's kind, the Postgres error code and the
- * message with quoted values and SQL parameters removed (they can hold search values
- * or resource content, i.e. PHI), and the stack.
- */
-function loggable(err: Error & { code?: string; cause?: unknown }) {
-  const cause = err.cause as (Error & { code?: string }) | undefined;
-  const message = (cause?.message ?? err.message).split('\nparams:')[0]!.replace(/"[^"]*"|'[^']*'/g, '…').slice(0, 300);
-  return { type: err.name, code: cause?.code ?? err.code, message, stack: err.stack?.split('\n').slice(1, 8).join('\n') };
-}
-
 /** One place renders every error, including unknown routes, as an OperationOutcome. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const fhirError = toFhirError(req, err);
-    if (fhirError.status >= 500) req.log.error({ error: loggable(err) }, 'request failed');
+    // `err` goes through the log's error serializer (src/db/errors.ts loggableError): class, SQLSTATE, frames, no data.
+    const route = req.routeOptions.url ?? 'unmatched';
+    if (fhirError.status === 503) req.log.warn({ err, route }, 'database unavailable');
+    else if (fhirError.status >= 500) req.log.error({ err, route }, 'request failed');
     else req.log.info({ status: fhirError.status, code: fhirError.issues[0]?.code }, 'request rejected');
     return send(req, reply, fhirError);
   });

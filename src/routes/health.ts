@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
+import { errorCode, isDatabaseUnavailable, RETRY_AFTER_SECONDS } from '../db/errors.js';
 import { MIGRATIONS_DIR } from '../db/migrate.js';
 
 const status = {
@@ -16,7 +17,10 @@ function shippedMigrations(): number {
   return journal.entries.length;
 }
 
-/** `/healthz`: the process is up. `/readyz`: the database answers and every migration is applied. */
+/**
+ * `/healthz`: the process is up (200 even while the database is down: restarting the
+ * process would not help). `/readyz`: the database answers and every migration is applied.
+ */
 export async function healthRoutes(app: FastifyInstance, { database }: { database?: Database }): Promise<void> {
   const expected = shippedMigrations();
   app.get('/healthz', { schema: { tags: ['Health'], summary: 'Liveness', response: { 200: status } } }, async () => ({ status: 'ok' }));
@@ -24,14 +28,18 @@ export async function healthRoutes(app: FastifyInstance, { database }: { databas
     '/readyz',
     { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied', response: { 200: status, 503: status } } },
     async (_req, reply) => {
+      // Shutting down (src/server.ts): not ready, so load balancers stop sending new work.
+      if (app.draining) return reply.code(503).send({ status: 'unavailable', reason: 'shutting down' });
       try {
         if (!database) throw new Error('no database');
         const result = await database.db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`);
         const applied = (result.rows[0] as { n: number }).n;
         if (applied < expected) return reply.code(503).send({ status: 'unavailable', reason: `${applied}/${expected} migrations applied` });
         return { status: 'ready' };
-      } catch {
-        return reply.code(503).send({ status: 'unavailable', reason: 'database unreachable' });
+      } catch (err) {
+        // Any failure means not ready; the reason says which kind (never the message: it may hold SQL).
+        const reason = isDatabaseUnavailable(err) ? 'database unreachable' : `database error ${errorCode(err) ?? (err as Error).name}`;
+        return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ status: 'unavailable', reason });
       }
     },
   );
