@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  type AnyPgColumn,
   bigserial,
   boolean,
   index,
@@ -58,6 +59,15 @@ export const resourceHistory = pgTable(
   ],
 );
 
+/**
+ * How many characters of an unbounded value (string, code, system, uri, url) a btree index
+ * keeps. At most 4 bytes each, so even two such keys stay far below btree's 2,704-byte
+ * row limit: no value a resource may hold can fail to index. The whole value stays in the
+ * row, and a match is confirmed on it (src/fhir/search/sql.ts).
+ */
+export const INDEXED_CHARS = 128;
+const prefix = (column: AnyPgColumn) => sql`left(${column}, ${sql.raw(String(INDEXED_CHARS))})`;
+
 /*
  * Search index tables: one row per value a search parameter extracts from the current
  * version of a resource (rewritten on every write, removed on delete). Searches read
@@ -69,7 +79,7 @@ const indexKey = {
   param: text('param').notNull(),
 };
 
-/** token: system|code, with the display/text (normalised) for :text. */
+/** token: system|code, with the display/text (normalised) for :text; indexed by the codes' and systems' first characters. */
 export const searchToken = pgTable(
   'search_token',
   {
@@ -79,12 +89,16 @@ export const searchToken = pgTable(
     text: text('text'),
   },
   (t) => [
-    index('search_token_value_idx').on(t.resourceType, t.param, t.code, t.system),
+    index('search_token_value_idx').on(t.resourceType, t.param, prefix(t.code), prefix(t.system)),
     index('search_token_resource_idx').on(t.resourceId, t.param),
   ],
 );
 
-/** string: the value lower-cased without accents (`norm`, starts-with) and as written (`raw`, :exact). */
+/**
+ * string: the value lower-cased without accents (`norm`, starts-with, :contains) and as
+ * written (`raw`, :exact), both whole; indexed by the first characters of `norm`, which also
+ * narrow :exact (the same raw value has the same norm).
+ */
 export const searchString = pgTable(
   'search_string',
   {
@@ -93,7 +107,7 @@ export const searchString = pgTable(
     raw: text('raw').notNull(),
   },
   (t) => [
-    index('search_string_value_idx').on(t.resourceType, t.param, sql`${t.norm} text_pattern_ops`),
+    index('search_string_value_idx').on(t.resourceType, t.param, sql`${prefix(t.norm)} text_pattern_ops`),
     index('search_string_resource_idx').on(t.resourceId, t.param),
   ],
 );
@@ -112,7 +126,10 @@ export const searchDate = pgTable(
   ],
 );
 
-/** reference: local targets as type + id; anything else (absolute, canonical) in `url`. */
+/**
+ * reference: local targets as type + id (both bounded: an id has at most 64 characters, a
+ * type name 64 letters); anything else (absolute, canonical, malformed) whole in `url`.
+ */
 export const searchReference = pgTable(
   'search_reference',
   {
@@ -123,6 +140,7 @@ export const searchReference = pgTable(
   },
   (t) => [
     index('search_reference_target_idx').on(t.resourceType, t.param, t.targetId, t.targetType),
+    index('search_reference_url_idx').on(t.resourceType, t.param, prefix(t.url)).where(sql`${t.url} IS NOT NULL`),
     index('search_reference_resource_idx').on(t.resourceId, t.param),
   ],
 );
@@ -142,7 +160,7 @@ export const searchNumber = pgTable(
   ],
 );
 
-/** uri: exact value. */
+/** uri: the whole value; indexed by its first characters (exact match and :below). */
 export const searchUri = pgTable(
   'search_uri',
   {
@@ -150,7 +168,7 @@ export const searchUri = pgTable(
     value: text('value').notNull(),
   },
   (t) => [
-    index('search_uri_value_idx').on(t.resourceType, t.param, t.value),
+    index('search_uri_value_idx').on(t.resourceType, t.param, sql`${prefix(t.value)} text_pattern_ops`),
     index('search_uri_resource_idx').on(t.resourceId, t.param),
   ],
 );
@@ -176,7 +194,7 @@ export const searchComposite = pgTable(
     str: text('str'),
   },
   (t) => [
-    index('search_composite_value_idx').on(t.resourceType, t.param, t.code, t.system),
+    index('search_composite_value_idx').on(t.resourceType, t.param, prefix(t.code), prefix(t.system)),
     index('search_composite_resource_idx').on(t.resourceId, t.param),
   ],
 );

@@ -103,7 +103,8 @@ function dates({ type, value }: Typed): { start: Date; end: Date }[] {
   return [];
 }
 
-const LOCAL_REF = /^(?:(.+)\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
+/** `[base/]Type/id[/_history/v]`: an R4 id has at most 64 characters; a type name is bounded too, so both fit an index row. */
+const LOCAL_REF = /^(?:(.+)\/)?([A-Z][A-Za-z]{0,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
 
 /**
  * A reference as (type, id) when it names a resource on this server (`Patient/1` or

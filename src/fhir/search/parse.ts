@@ -109,9 +109,10 @@ function parseReference(text: string, modifier: string | undefined, baseUrl: str
   const value = unescape(text);
   if (modifier && /^[A-Z]/.test(modifier)) return { kind: 'reference', type: modifier, id: value };
   const local = value.startsWith(`${baseUrl}/fhir/`) ? value.slice(baseUrl.length + 6) : value;
-  const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(local);
+  const m = /^([A-Z][A-Za-z]{0,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(local);
   if (m) return { kind: 'reference', type: m[1], id: m[2] };
-  if (/^[a-z][a-z0-9+.-]*:/i.test(value)) return { kind: 'reference', url: value };
+  // Not a local Type/id (absolute, canonical, or too long to be one): matched as written, as the indexer stores it.
+  if (/^[a-z][a-z0-9+.-]*:/i.test(value) || value.includes('/')) return { kind: 'reference', url: value };
   return { kind: 'reference', id: value };
 }
 

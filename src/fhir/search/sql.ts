@@ -1,4 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
+import { INDEXED_CHARS } from '../../db/schema.js';
 import type { DateRange } from '../dates.js';
 import { normalizeString } from './indexer.js';
 import type { SearchParamDef } from './params.js';
@@ -30,11 +31,33 @@ const or = (parts: SQL[]): SQL => (parts.length === 1 ? parts[0]! : sql`(${sql.j
 const likePrefix = (s: string) => `${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 const likeInfix = (s: string) => `%${likePrefix(s)}`;
 
-function tokenMatch(v: TokenValue, system = sql.raw('i.system'), code = sql.raw('i.code')): SQL {
+/*
+ * Unbounded values are indexed by their first INDEXED_CHARS characters (src/db/schema.ts):
+ * a condition names that prefix, as the index does, to find the rows, and the whole column
+ * to confirm. Characters are code points, as Postgres counts them in a UTF-8 database.
+ */
+const KEPT = sql.raw(String(INDEXED_CHARS));
+const kept = (col: SQL) => sql`left(${col}, ${KEPT})`;
+
+/** `col = value` on an indexed column. */
+function equals(col: SQL, value: string): SQL {
+  return sql`${kept(col)} = left(${value}, ${KEPT}) AND ${col} = ${value}`;
+}
+
+/** `col` starts with `value` (LIKE): the index alone decides a prefix it keeps whole. */
+function startsWith(col: SQL, value: string): SQL {
+  const chars = [...value];
+  if (chars.length <= INDEXED_CHARS) return sql`${kept(col)} LIKE ${likePrefix(value)}`;
+  return sql`${kept(col)} = ${chars.slice(0, INDEXED_CHARS).join('')} AND ${col} LIKE ${likePrefix(value)}`;
+}
+
+/** system|code on token columns; `indexed` when they are the table's indexed pair (not a composite's second value). */
+function tokenMatch(v: TokenValue, system = sql.raw('i.system'), code = sql.raw('i.code'), indexed = true): SQL {
+  const eq = (col: SQL, value: string) => (indexed ? equals(col, value) : sql`${col} = ${value}`);
   const parts: SQL[] = [];
-  if (v.code !== undefined) parts.push(sql`${code} = ${v.code}`);
+  if (v.code !== undefined) parts.push(eq(code, v.code));
   if (v.system === null) parts.push(sql`${system} IS NULL`);
-  else if (v.system !== undefined) parts.push(sql`${system} = ${v.system}`);
+  else if (v.system !== undefined) parts.push(eq(system, v.system));
   return parts.length ? sql.join(parts, sql` AND `) : sql`TRUE`;
 }
 
@@ -118,19 +141,20 @@ function valueMatch(f: SearchFilter, v: SearchValue): SQL {
     case 'string':
       if (modifier === 'text') return sql`i.text LIKE ${likePrefix(normalizeString(v.value))}`;
       if (def.type === 'uri') {
-        if (modifier === 'below') return sql`i.value LIKE ${likePrefix(v.value)}`;
+        if (modifier === 'below') return startsWith(sql.raw('i.value'), v.value);
         if (modifier === 'above') return sql`${v.value} LIKE (replace(replace(i.value, '%', '\\%'), '_', '\\_') || '%')`;
-        return sql`i.value = ${v.value}`;
+        return equals(sql.raw('i.value'), v.value);
       }
-      if (modifier === 'exact') return sql`i.raw = ${v.value}`;
+      // The same value as written has the same normalised form: its indexed prefix finds the candidates.
+      if (modifier === 'exact') return sql`${kept(sql.raw('i.norm'))} = left(${normalizeString(v.value)}, ${KEPT}) AND i.raw = ${v.value}`;
       if (modifier === 'contains') return sql`i.norm LIKE ${likeInfix(normalizeString(v.value))}`;
-      return sql`i.norm LIKE ${likePrefix(normalizeString(v.value))}`;
+      return startsWith(sql.raw('i.norm'), normalizeString(v.value));
     case 'number':
       return def.type === 'quantity' ? quantityMatch(v, sql.raw('i.value'), sql.raw('i.system'), sql.raw('i.code')) : numberMatch(v, sql.raw('i.value'));
     case 'date':
       return dateMatch(v.prefix, v.range, sql.raw('i.start'), sql.raw('i."end"'));
     case 'reference': {
-      if (v.url) return sql`i.url = ${v.url}`;
+      if (v.url) return equals(sql.raw('i.url'), v.url);
       const parts = [sql`i.target_id = ${v.id}`];
       if (v.type) parts.push(sql`i.target_type = ${v.type}`);
       return sql.join(parts, sql` AND `);
@@ -142,7 +166,7 @@ function valueMatch(f: SearchFilter, v: SearchValue): SQL {
         s.kind === 'number' ? quantityMatch(s, sql.raw('i.num'), sql.raw('i.value_system'), sql.raw('i.value_code'))
         : s.kind === 'date' ? dateMatch((s as DateValue).prefix, (s as DateValue).range, sql.raw('i.start'), sql.raw('i."end"'))
         : s.kind === 'string' ? sql`i.str LIKE ${likePrefix(normalizeString(s.value))}`
-        : tokenMatch(s as TokenValue, sql.raw('i.value_system'), sql.raw('i.value_code'));
+        : tokenMatch(s as TokenValue, sql.raw('i.value_system'), sql.raw('i.value_code'), false);
       return sql`(${first} AND ${second})`;
     }
   }
