@@ -169,6 +169,10 @@ const MODIFIERS: Record<string, string[]> = {
  * that is ignored or, with handling=strict, an error). Malformed values → 400.
  */
 export function parseFilter(type: string, name: string, raw: string, baseUrl: string): SearchFilter | undefined {
+  // URL decoding never yields an unpaired surrogate (bad UTF-8 becomes U+FFFD), but a caller's own string can.
+  if (!name.isWellFormed() || !raw.isWellFormed()) {
+    throw badRequest(`${name.toWellFormed()}: a search value must be Unicode text; this one holds an unpaired surrogate`, [name.toWellFormed()]);
+  }
   if (name.includes('.')) return undefined; // chained parameters are not supported
   const [code, modifier] = name.split(':', 2) as [string, string | undefined];
   const def = searchParam(type, code);

@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../../db/client.js';
+import { badRequest } from '../outcome.js';
 import type { IndexRows } from './indexer.js';
 import { textArray } from './sql.js';
 
@@ -52,6 +53,10 @@ export async function writeIndexes(tx: Queryable, type: string, resources: Index
     }
     const records = resources.flatMap((r) => (r.rows?.[kind] ?? []).filter((row) => param === undefined || row.param === param).map((row) => ({ rid: r.id, ...row })));
     if (!records.length) continue;
+    // Bodies are checked when parsed (json.ts); this keeps any other way in (a hook, a Binary patch) from a 500 in Postgres.
+    if (records.some((row) => Object.values(row).some((v) => typeof v === 'string' && !v.isWellFormed()))) {
+      throw badRequest(`A ${kind} search value of ${type} is not Unicode text: it holds an unpaired surrogate`);
+    }
     const names = columns.map(([col]) => `"${col}"`).join(', ');
     const picks = columns.map(([, key]) => `x."${key}"`).join(', ');
     const defs = columns.map(([, key, t]) => `"${key}" ${t}`).join(', ');
