@@ -14,6 +14,8 @@ export interface Config {
   bodyLimit: number;
   /** Connections in the pg pool. */
   dbPoolSize: number;
+  /** Longest a request waits for a database connection (free or new) before a 503. */
+  dbPoolWaitMs: number;
   /** Most entries a transaction or batch Bundle may carry. */
   maxBundleEntries: number;
 }
@@ -27,6 +29,7 @@ interface RawEnv {
   LOG_LEVEL: Config['logLevel'];
   BODY_LIMIT: number;
   DB_POOL_SIZE: number;
+  DB_POOL_WAIT_MS: number;
   MAX_BUNDLE_ENTRIES: number;
 }
 
@@ -45,6 +48,7 @@ const schema = {
     },
     BODY_LIMIT: { type: 'integer', minimum: 1024, default: 50 * 1024 * 1024 },
     DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    DB_POOL_WAIT_MS: { type: 'integer', minimum: 1, maximum: 600_000, default: 5_000 },
     // Read by src/domain/codes.ts at import; checked here so a bad value stops the start.
     CANONICAL_BASE: { type: 'string', pattern: '^https?://[^\\s]+$' },
     MAX_BUNDLE_ENTRIES: { type: 'integer', minimum: 1, default: 20000 },
@@ -72,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: raw.LOG_LEVEL,
     bodyLimit: raw.BODY_LIMIT,
     dbPoolSize: raw.DB_POOL_SIZE,
+    dbPoolWaitMs: raw.DB_POOL_WAIT_MS,
     maxBundleEntries: raw.MAX_BUNDLE_ENTRIES,
   };
 }
