@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { serializeBundle, type RawEntry } from './bundle.js';
 import { conditionalCreate, conditionalDelete, conditionalTarget, matchConditional, withBodyId } from './conditional.js';
-import type { ParsedJson } from './json.js';
+import { parseFhirJson, type ParsedJson } from './json.js';
 import { etag, parseETag } from './etag.js';
 import { FhirError, badRequest, issue, outcome, preconditionFailed, tooLarge, unprocessable } from './outcome.js';
 import { parseJsonPatch } from './patch.js';
@@ -128,8 +128,8 @@ function binaryPatch(req: Request) {
   let text: string;
   try {
     text = Buffer.from(binary.data, 'base64').toString('utf8');
-    const ops = JSON.parse(text);
-    return parseJsonPatch({ plain: ops, exact: ops });
+    // The same parse as a request body: decimals keep their text, unpaired surrogates are refused.
+    return parseJsonPatch(parseFhirJson(text));
   } catch (err) {
     if (err instanceof FhirError) throw err;
     throw badRequest('The Binary does not hold a JSON Patch document');
