@@ -110,8 +110,20 @@ export async function startCluster(t: Teardown): Promise<Cluster> {
     },
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
   };
+  // A test process that ends before its teardown (a crash, tap's timeout) must not leave a Postgres running.
+  const kill = () => {
+    try {
+      const args = ['-D', data, '-m', 'immediate', 'stop'];
+      execFileSync(root ? 'runuser' : path.join(bin, 'pg_ctl'), root ? ['-u', 'postgres', '--', path.join(bin, 'pg_ctl'), ...args] : args, { stdio: 'ignore' });
+    } catch {
+      // not running
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', kill);
   await cluster.start();
   t.teardown(async () => {
+    process.off('exit', kill);
     if (await cluster.running()) await cluster.stop('immediate').catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
