@@ -18,6 +18,16 @@ export interface Config {
   dbPoolWaitMs: number;
   /** Most entries a transaction or batch Bundle may carry. */
   maxBundleEntries: number;
+  /** 'off' only for local development: no token is asked for (refused when NODE_ENV=production). */
+  auth: 'on' | 'off';
+  /** An external identity provider whose access tokens are accepted too (its `iss`). */
+  authIssuer: string | undefined;
+  /** The external issuer's JWKS; undefined → discovered from the issuer's .well-known documents. */
+  authJwksUrl: string | undefined;
+  /** Lifetime of the access tokens Fascia issues, in seconds. */
+  authTokenTtl: number;
+  /** Whether clients may authenticate with client_secret_basic (besides private_key_jwt). */
+  authClientSecrets: boolean;
 }
 
 interface RawEnv {
@@ -31,6 +41,12 @@ interface RawEnv {
   DB_POOL_SIZE: number;
   DB_POOL_WAIT_MS: number;
   MAX_BUNDLE_ENTRIES: number;
+  AUTH: 'on' | 'off';
+  AUTH_ISSUER?: string;
+  AUTH_JWKS_URL?: string;
+  AUTH_TOKEN_TTL: number;
+  AUTH_CLIENT_SECRETS: 'on' | 'off';
+  NODE_ENV?: string;
 }
 
 const schema = {
@@ -52,6 +68,12 @@ const schema = {
     // Read by src/domain/codes.ts at import; checked here so a bad value stops the start.
     CANONICAL_BASE: { type: 'string', pattern: '^https?://[^\\s]+$' },
     MAX_BUNDLE_ENTRIES: { type: 'integer', minimum: 1, default: 20000 },
+    AUTH: { type: 'string', enum: ['on', 'off'], default: 'on' },
+    AUTH_ISSUER: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    AUTH_JWKS_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    AUTH_TOKEN_TTL: { type: 'integer', minimum: 10, maximum: 86_400, default: 300 },
+    AUTH_CLIENT_SECRETS: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    NODE_ENV: { type: 'string' },
   },
 } as const;
 
@@ -66,6 +88,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // env-schema says e.g. "env/PORT must be <= 65535"
     throw new ConfigError(`Invalid configuration: ${(err as Error).message}`);
   }
+  if (raw.AUTH === 'off' && raw.NODE_ENV === 'production') {
+    throw new ConfigError('AUTH=off is refused when NODE_ENV=production: anyone reaching the port could read and write every record');
+  }
   const port = raw.PORT;
   return {
     port,
@@ -78,5 +103,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: raw.DB_POOL_SIZE,
     dbPoolWaitMs: raw.DB_POOL_WAIT_MS,
     maxBundleEntries: raw.MAX_BUNDLE_ENTRIES,
+    auth: raw.AUTH,
+    // Compared with `iss` exactly (some providers end theirs with a slash).
+    authIssuer: raw.AUTH_ISSUER || undefined,
+    authJwksUrl: raw.AUTH_JWKS_URL || undefined,
+    authTokenTtl: raw.AUTH_TOKEN_TTL,
+    authClientSecrets: raw.AUTH_CLIENT_SECRETS === 'on',
   };
 }

@@ -6,6 +6,7 @@ import {
   index,
   numeric,
   integer,
+  jsonb,
   pgTable,
   primaryKey,
   text,
@@ -197,4 +198,48 @@ export const searchComposite = pgTable(
     index('search_composite_value_idx').on(t.resourceType, t.param, prefix(t.code), prefix(t.system)),
     index('search_composite_resource_idx').on(t.resourceId, t.param),
   ],
+);
+
+/**
+ * Clients that may ask /auth/token for access tokens (SMART Backend Services). A client
+ * proves who it is with a JWT signed by a key in its JWKS, given by value or by URL, or
+ * (AUTH_CLIENT_SECRETS=on) with a secret kept only as an scrypt hash. `kind` 'operator'
+ * is the local admin client (first start, `cli token`): its tokens are minted directly.
+ * A revoked client's tokens stop verifying at once.
+ */
+export const authClients = pgTable('auth_clients', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** The scopes the client may be granted, space-separated. */
+  scope: text('scope').notNull(),
+  kind: text('kind').notNull().default('client'),
+  jwks: jsonb('jwks'),
+  jwksUrl: text('jwks_url'),
+  secretHash: text('secret_hash'),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
+});
+
+/**
+ * Fascia's own signing keys. The newest unretired key signs; a rotated key is retired and
+ * kept (it verifies and stays in /auth/jwks) until every token it signed has expired.
+ */
+export const authKeys = pgTable('auth_keys', {
+  kid: text('kid').primaryKey(),
+  alg: text('alg').notNull(),
+  privateJwk: jsonb('private_jwk').notNull(),
+  publicJwk: jsonb('public_jwk').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  retiredAt: timestamp('retired_at', { withTimezone: true, precision: 3 }),
+});
+
+/** `jti`s of client assertions already used, kept until the assertion's exp, so every replica refuses a replay. */
+export const authJti = pgTable(
+  'auth_jti',
+  {
+    clientId: text('client_id').notNull(),
+    jti: text('jti').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.clientId, t.jti] }), index('auth_jti_expires_idx').on(t.expiresAt)],
 );

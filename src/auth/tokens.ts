@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { count, sql } from 'drizzle-orm';
+import {
+  createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT,
+  type JWTPayload, type JWTVerifyGetKey,
+} from 'jose';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import { authClients } from '../db/schema.js';
+import { ClientStore, type Client } from './clients.js';
+import { AuthError, type AccessContext } from './context.js';
+import { KeyStore, SIGNING_ALG } from './keys.js';
+import { parseScopes } from './scopes.js';
+
+export type AuthConfig = Pick<Config, 'baseUrl' | 'authTokenTtl' | 'authIssuer' | 'authJwksUrl' | 'authClientSecrets'>;
+
+/** What /auth/token answers (RFC 6749 §5.1). */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+  scope: string;
+}
+
+/** Algorithms accepted on any JWT Fascia verifies: tokens and client assertions. `none` never. */
+export const ACCEPTED_ALGS = ['RS384', 'ES384'];
+/** Seconds of clock difference tolerated on exp, nbf and iat. */
+export const CLOCK_TOLERANCE = 5;
+const BOOTSTRAP_LOCK = 0x66617363 + 2;
+
+export interface Auth {
+  /** `iss` of Fascia's own tokens: its token endpoint, `${BASE_URL}/auth/token`. */
+  readonly tokenUrl: string;
+  /** `aud` every accepted access token must carry: `${BASE_URL}/fhir`. */
+  readonly audience: string;
+  readonly jwksUrl: string;
+  readonly config: AuthConfig;
+  readonly db: Db;
+  readonly keys: KeyStore;
+  readonly clients: ClientStore;
+  /** Checks a bearer token (Fascia's own or the external issuer's); throws AuthError(401, 'invalid_token') when it is not good. */
+  verify(bearer: string): Promise<AccessContext>;
+  /** Signs an access token for a client with exactly `scope`. */
+  issue(client: Client, scope: string): Promise<TokenResponse>;
+  /** A token for the local operator client (created on first use): for the CLI and the first-start banner. */
+  operatorToken(scope: string): Promise<TokenResponse & { clientId: string }>;
+}
+
+const invalidToken = (message: string) => new AuthError(401, 'invalid_token', message);
+
+/** jose's verification failures, in words a client can act on (never the token itself). */
+export function describeJoseError(err: unknown, what = 'token'): string {
+  if (err instanceof errors.JWTExpired) return `The ${what} has expired`;
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf' || err.claim === 'iat') return `The ${what} is not yet valid (${err.claim})`;
+    return `The ${what}'s ${err.claim} claim is not acceptable: ${err.reason === 'missing' ? 'missing' : err.message}`;
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return `The ${what}'s signature does not verify`;
+  if (err instanceof errors.JOSEAlgNotAllowed) return `The ${what}'s algorithm is not accepted (use ${ACCEPTED_ALGS.join(' or ')})`;
+  if (err instanceof errors.JWKSNoMatchingKey) return `No key matches the ${what}'s kid`;
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC') return `The keys for the ${what} could not be fetched`;
+  if (err instanceof errors.JOSEError) return `The ${what} is not valid (${err.code})`;
+  return `The ${what} is not valid`;
+}
+
+/** Resolves the external issuer's JWKS: AUTH_JWKS_URL, else the jwks_uri its discovery documents name. */
+function externalKeys(config: AuthConfig): () => Promise<JWTVerifyGetKey> {
+  let keys: Promise<JWTVerifyGetKey> | undefined;
+  const discover = async (): Promise<JWTVerifyGetKey> => {
+    if (config.authJwksUrl) return createRemoteJWKSet(new URL(config.authJwksUrl));
+    const issuer = config.authIssuer!.replace(/\/+$/, '');
+    for (const doc of ['openid-configuration', 'smart-configuration']) {
+      const res = await fetch(`${issuer}/.well-known/${doc}`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+      if (!res?.ok) continue;
+      const body = (await res.json().catch(() => ({}))) as { jwks_uri?: unknown };
+      if (typeof body.jwks_uri === 'string') return createRemoteJWKSet(new URL(body.jwks_uri));
+    }
+    throw new Error(`no jwks_uri found at ${issuer}/.well-known/openid-configuration or smart-configuration`);
+  };
+  return () => {
+    // A failed discovery is retried at the next token, not remembered.
+    keys ??= discover().catch((err) => {
+      keys = undefined;
+      throw err;
+    });
+    return keys;
+  };
+}
+
+/** `scope` (RFC 9068, SMART), or `scp` as some providers send it (a list or a string). */
+function scopeClaim(claims: JWTPayload): string {
+  const value = claims.scope ?? claims.scp;
+  if (Array.isArray(value)) return value.filter((s) => typeof s === 'string').join(' ');
+  return typeof value === 'string' ? value : '';
+}
+
+function context(claims: JWTPayload, clientId: string): AccessContext {
+  const scope = scopeClaim(claims);
+  return {
+    clientId,
+    scope,
+    grants: parseScopes(scope),
+    ...(typeof claims.patient === 'string' && { patient: claims.patient }),
+    issuer: claims.iss!,
+    ...(typeof claims.jti === 'string' && { tokenId: claims.jti }),
+    expiresAt: claims.exp!,
+  };
+}
+
+/** Fascia's authorisation server and token verifier, on its own database tables. */
+export function createAuth(db: Db, config: AuthConfig): Auth {
+  const tokenUrl = `${config.baseUrl}/auth/token`;
+  const audience = `${config.baseUrl}/fhir`;
+  const keys = new KeyStore(db, config.authTokenTtl);
+  const clients = new ClientStore(db);
+  const external = config.authIssuer ? externalKeys(config) : undefined;
+
+  const ownKey: JWTVerifyGetKey = async (header) => {
+    const found = header.kid ? await keys.publicKey(header.kid) : undefined;
+    if (!found) throw new errors.JWKSNoMatchingKey();
+    return found.key;
+  };
+
+  async function verifyOwn(token: string): Promise<AccessContext> {
+    let claims: JWTPayload;
+    try {
+      ({ payload: claims } = await jwtVerify(token, ownKey, {
+        issuer: tokenUrl, audience, algorithms: [SIGNING_ALG], requiredClaims: ['exp', 'sub'], clockTolerance: CLOCK_TOLERANCE,
+      }));
+    } catch (err) {
+      throw invalidToken(describeJoseError(err, 'access token'));
+    }
+    const clientId = typeof claims.client_id === 'string' ? claims.client_id : claims.sub!;
+    const client = await clients.get(clientId);
+    if (!client) throw invalidToken('The access token was issued to a client that no longer exists');
+    if (client.revokedAt) throw invalidToken('The access token was issued to a revoked client');
+    return context(claims, clientId);
+  }
+
+  async function verifyExternal(token: string): Promise<AccessContext> {
+    let getKey: JWTVerifyGetKey;
+    try {
+      getKey = await external!();
+    } catch {
+      throw invalidToken(`The keys of ${config.authIssuer} could not be fetched`);
+    }
+    let claims: JWTPayload;
+    try {
+      ({ payload: claims } = await jwtVerify(token, getKey, {
+        issuer: config.authIssuer, audience, algorithms: ACCEPTED_ALGS, requiredClaims: ['exp'], clockTolerance: CLOCK_TOLERANCE,
+      }));
+    } catch (err) {
+      throw invalidToken(describeJoseError(err, 'access token'));
+    }
+    const clientId = [claims.client_id, claims.azp, claims.sub].find((v): v is string => typeof v === 'string');
+    if (!clientId) throw invalidToken('The access token names no client (client_id, azp or sub)');
+    return context(claims, clientId);
+  }
+
+  async function issue(client: Client, scope: string): Promise<TokenResponse> {
+    const key = await keys.current();
+    const now = Math.floor(Date.now() / 1000);
+    const accessToken = await new SignJWT({ client_id: client.id, scope })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+      .setIssuer(tokenUrl)
+      .setSubject(client.id)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + config.authTokenTtl)
+      .setJti(randomUUID())
+      .sign(key.privateKey);
+    return { access_token: accessToken, token_type: 'bearer', expires_in: config.authTokenTtl, scope };
+  }
+
+  return {
+    tokenUrl,
+    audience,
+    jwksUrl: `${config.baseUrl}/auth/jwks`,
+    config,
+    db,
+    keys,
+    clients,
+    async verify(bearer) {
+      const token = bearer.replace(/^Bearer\s+/i, '').trim();
+      let alg: string | undefined;
+      let iss: string | undefined;
+      try {
+        alg = decodeProtectedHeader(token).alg;
+        iss = decodeJwt(token).iss;
+      } catch {
+        throw invalidToken('The access token is not a JWT');
+      }
+      if (!alg || !ACCEPTED_ALGS.includes(alg)) throw invalidToken(`The access token's algorithm ${alg ?? '(none)'} is not accepted`);
+      if (iss === tokenUrl) return verifyOwn(token);
+      if (external && iss === config.authIssuer) return verifyExternal(token);
+      throw invalidToken('The access token was not issued by an issuer this server trusts');
+    },
+    issue,
+    async operatorToken(scope) {
+      if (!parseScopes(scope).length) throw new Error(`"${scope}" holds no resource scope (e.g. system/*.cruds, system/Patient.rs)`);
+      const client = (await clients.operator()) ?? (await clients.add({ name: 'operator', scope: 'system/*.cruds', kind: 'operator' }));
+      return { ...(await issue(client, scope)), clientId: client.id };
+    },
+  };
+}
+
+/**
+ * First start with AUTH on: when no client was ever registered, makes the local admin
+ * (operator) client and a ready token for it. Once per database, even with replicas
+ * starting together; undefined on every later start.
+ */
+export async function firstStartToken(db: Db, auth: Auth): Promise<(TokenResponse & { clientId: string }) | undefined> {
+  const created = await db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
+    const [{ n }] = await tx.select({ n: count() }).from(authClients);
+    if (n > 0) return false;
+    await new ClientStore(tx as unknown as Db).add({ name: 'admin', scope: 'system/*.cruds', kind: 'operator' });
+    return true;
+  });
+  if (!created) return undefined;
+  return auth.operatorToken('system/*.cruds');
+}
