@@ -137,6 +137,28 @@ function checkRules(value: unknown, schema: InternalTypeSchema, path: string, ou
   }
 }
 
+/**
+ * FHIR JSON has no nulls but the placeholders that keep a primitive array and its `_x`
+ * array aligned (`"given": ["Ada", null], "_given": [null, {…}]`). R4's JSON schema gives
+ * complex types no `type: object`, so it lets `"subject": null` and `"coding": [null]`
+ * through, and the rules after it read such a value as an object.
+ */
+function nullIssues(value: unknown, path: string, out: OperationOutcomeIssue[]): void {
+  if (typeof value !== 'object' || value === null) return;
+  const obj = value as Record<string, unknown>;
+  for (const [key, v] of Object.entries(obj)) {
+    const at = `${path}.${key}`;
+    if (v === null) out.push(issue('error', 'structure', `${at} is null; leave an absent element out`, [at]));
+    else if (Array.isArray(v)) {
+      const aligned = key.startsWith('_') || Object.hasOwn(obj, `_${key}`);
+      v.forEach((item, i) => {
+        if (item === null && !aligned) out.push(issue('error', 'structure', `${at}[${i}] is null; leave an absent element out`, [`${at}[${i}]`]));
+        else nullIssues(item, `${at}[${i}]`, out);
+      });
+    } else nullIssues(v, at, out);
+  }
+}
+
 /** JSON schema errors as OperationOutcome issues, each at the FHIRPath of the element. */
 export function schemaIssues(root: string, errors: ErrorObject[], code: 'structure' | 'invalid' = 'structure'): OperationOutcomeIssue[] {
   return errors.map((e) => {
@@ -229,5 +251,7 @@ export function validateResource(resource: unknown, expectedType?: string): void
   loadDefinitions();
   const issues: OperationOutcomeIssue[] = [];
   collectIssues(resource, expectedType, undefined, issues);
+  const type = (resource as { resourceType?: unknown } | null)?.resourceType;
+  if (!issues.length && typeof type === 'string') nullIssues(resource, type, issues);
   if (issues.length) throw new FhirError(400, dedupe(issues));
 }

@@ -12,6 +12,8 @@ import { validateResource } from '../../fhir/validation.js';
 import { sendFhir } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
+import { authorize } from '../access.js';
+import { authorizeOne } from './resources.js';
 
 const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
 
@@ -51,6 +53,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       },
       async (req, reply) => {
         const type = target.typeOf(req);
+        authorize(req, type, 'create');
         const body = validateInput(req.fhirBody!, type);
         const issues: OperationOutcomeIssue[] = [];
         try {
@@ -59,10 +62,21 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
           if (!(err instanceof FhirError)) throw err;
           issues.push(...err.issues);
         }
-        issues.push(...repo.rules(type, body));
-        const resource = body.plain as Procedure;
-        if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) issues.push(...(await screenSession(repo.db, resource)));
-        if (type === 'Observation' && body.plain && (body.plain as Observation).resourceType === 'Observation') issues.push(...(await measurementIssues(repo.db, body.plain as Observation)));
+        const structural = issues.length > 0;
+        const domainIssues = async () => {
+          const found = repo.rules(type, body);
+          const resource = body.plain as Procedure;
+          if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) found.push(...(await screenSession(repo.db, resource)));
+          if (type === 'Observation' && body.plain && (body.plain as Observation).resourceType === 'Observation') found.push(...(await measurementIssues(repo.db, body.plain as Observation)));
+          return found;
+        };
+        try {
+          issues.push(...(await domainIssues()));
+        } catch (err) {
+          // The profile rules and screening read a structurally valid resource (a null in
+          // coding[] makes them throw); beside structural errors they are a bonus, not a 500.
+          if (!structural || err instanceof FhirError) throw err;
+        }
         if (!issues.length) issues.push(issue('information', 'informational', `The ${type} is valid`));
         return sendFhir(req, reply, 200, outcome(issues));
       },
@@ -85,7 +99,11 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
+      authorize(req, 'Procedure', 'create');
+      authorize(req, 'Condition', 'search');
       const p = req.fhirBody!.plain as Procedure;
+      // The route schema lets `null` and `coding: [null]` through (R4's schema types no complex element); screening reads them as objects.
+      validateResource(p, 'Procedure');
       if (!techniqueOf(p)) throw badRequest(`The Procedure needs a technique code from ${TECHNIQUE_SYSTEM}`, ['Procedure.code']);
       if (!/(^|\/)Patient\/[^/]+$/.test(p.subject?.reference ?? '')) throw badRequest('The Procedure needs a Patient subject', ['Procedure.subject']);
       const issues = await screenSession(repo.db, p, { anyStatus: true });
@@ -154,8 +172,15 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
+      await authorizeOne(app, req, 'Patient', req.params.id);
+      authorize(req, 'Procedure', 'search');
+      authorize(req, 'Observation', 'search');
       await repo.read('Patient', req.params.id);
       const { technique, 'body-site': bodySite, start, end } = req.query;
+      // Postgres text cannot hold NUL (a 500 otherwise), nor can codes hold unpaired surrogates.
+      for (const [name, v] of [['technique', technique], ['body-site', bodySite]] as const) {
+        if (v !== undefined && (v.includes('\u0000') || !v.isWellFormed())) throw badRequest(`${name} holds a NUL character or an unpaired surrogate`, [name]);
+      }
       // Both bounds are inclusive: end=2026-03-07 counts sessions during that day.
       const date = (name: string, v: string | undefined) => {
         if (v === undefined) return undefined;
