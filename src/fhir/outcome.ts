@@ -9,10 +9,19 @@ export function issue(
   text: string,
   expression?: string[],
 ): OperationOutcomeIssue {
-  // R4 strings may not be empty: an issue without words is just its code.
-  const out: OperationOutcomeIssue = text.trim() ? { severity, code, details: { text } } : { severity, code };
-  if (expression?.length) out.expression = expression;
+  // R4 strings may not be empty, and allow no whitespace but space, tab, CR and LF (an
+  // echoed header or parameter name may hold a no-break space or U+2028): an issue without words is just its code.
+  const words = r4String(text);
+  const out: OperationOutcomeIssue = words ? { severity, code, details: { text: words } } : { severity, code };
+  const paths = (expression ?? []).map(r4String).filter((e) => e !== undefined);
+  if (paths.length) out.expression = paths;
   return out;
+}
+
+/** `text` as a valid R4 string (other whitespace becomes a space), or undefined when nothing is left. */
+function r4String(text: string): string | undefined {
+  const clean = text.replace(/[^\S \t\r\n]/g, ' ');
+  return clean.trim() ? clean : undefined;
 }
 
 export function outcome(issues: OperationOutcomeIssue[]): OperationOutcome {
@@ -61,6 +70,10 @@ export const unprocessable = fail(422, 'business-rule');
 export const notAcceptable = fail(406, 'not-supported');
 export const unsupportedMediaType = fail(415, 'not-supported');
 export const tooLarge = fail(413, 'too-long');
+/** The caller's token does not cover this (RFC 6750 insufficient_scope). */
+export function forbidden(text: string, expression?: string[]): FhirError {
+  return new FhirError(403, [issue('error', 'forbidden', text, expression)], { 'www-authenticate': 'Bearer realm="fascia", error="insufficient_scope"' });
+}
 
 export function methodNotAllowed(method: string, allowed: string[]): FhirError {
   return new FhirError(405, [issue('error', 'not-supported', `Method ${method} is not allowed here; allowed: ${allowed.join(', ')}`)], {

@@ -73,3 +73,14 @@ t.test('Patient/$course-summary refuses a NUL in its code parameters', async (t)
   }
   t.equal((await app.inject({ url: `/fhir/Patient/${id}/$course-summary?technique=astym` })).statusCode, 200, 'an ordinary technique still answers');
 });
+t.test('echoed input with whitespace R4 strings forbid gives a valid OperationOutcome', async (t) => {
+  const { app } = await buildTestApp(t);
+  // U+00A0 arrives in a header as the byte 0xA0 (the UTF-8 of "à" read as Latin-1 holds one).
+  errorOutcome(t, await app.inject({ url: '/fhir/metadata', headers: { accept: 'Ã\u00a0' } }), 406, 'an Accept holding a no-break space');
+  errorOutcome(t, await app.inject({ url: '/fhir/Patient?_format=%C2%A0' }), 406, 'a _format holding a no-break space');
+  // Unknown parameter names are listed as expressions; an empty name is none.
+  const strict = { prefer: 'handling=strict' };
+  errorOutcome(t, await app.inject({ url: '/fhir/Patient?=x&=y', headers: strict }), 400, 'handling=strict with empty parameter names');
+  errorOutcome(t, await app.inject({ url: '/fhir/Patient?%E2%80%A8=x', headers: strict }), 400, 'handling=strict with a U+2028 parameter name');
+});
+
