@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
@@ -11,7 +9,8 @@ import { definitions } from './domain/definitions.js';
 import { domainHooks } from './domain/hooks.js';
 import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
-import { fhirSchemas } from './openapi/fhir-schemas.js';
+import { registerDocs } from './openapi/docs.js';
+import { fhirSchemas, validationSchemas } from './openapi/fhir-schemas.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
@@ -67,15 +66,13 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);
 
-  // Resource bodies are validated against the R4 JSON schemas with their own Ajv: no type
-  // coercion and no silent removal of unknown properties, every error reported.
-  const schemas = fhirSchemas();
+  // Resource bodies are validated against the full R4 JSON schemas with their own Ajv: no
+  // type coercion and no silent removal of unknown properties, every error reported. The
+  // OpenAPI document publishes shallow schemas of the same names (src/openapi/fhir-schemas.ts).
   const bodyAjv = new Ajv({ strict: false, allErrors: true });
   const paramAjv = new Ajv({ strict: false, coerceTypes: 'array', useDefaults: true });
-  for (const schema of schemas) {
-    app.addSchema(schema);
-    bodyAjv.addSchema(schema);
-  }
+  for (const schema of validationSchemas()) bodyAjv.addSchema(schema);
+  for (const schema of fhirSchemas()) app.addSchema(schema);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
   // Responses are sent pre-serialised; schemas there are documentation.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
@@ -93,23 +90,7 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
 
   registerErrorHandling(app);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Fascia FHIR R4 API',
-        version: '0.1.0',
-        description:
-          'A FHIR R4 (4.0.1) server for soft-tissue therapy records: sessions as Procedure, measurements as Observation. ' +
-          'Bodies are FHIR JSON (application/fhir+json). Every error is an OperationOutcome.',
-      },
-      servers: [{ url: config.baseUrl }],
-      tags: [{ name: 'System' }, { name: 'Conformance' }, { name: 'Health' }],
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await registerDocs(app);
 
   await app.register(healthRoutes, { database });
   const methods = methodNotAllowedRoutes(app);

@@ -1,6 +1,11 @@
 /** Route schema pieces shared by the FHIR routes; @fastify/swagger publishes them. */
 
-export const PRODUCES = ['application/fhir+json', 'application/json'];
+/**
+ * The documented answer type. The server also answers FHIR JSON labelled application/json
+ * when Accept or _format asks for it; listing both doubled every response in the document
+ * that Swagger UI has to walk when an operation is expanded.
+ */
+export const PRODUCES = ['application/fhir+json'];
 export const CONSUMES = ['application/fhir+json', 'application/json'];
 
 export const ID = { type: 'string', pattern: '^[A-Za-z0-9\\-.]{1,64}$', description: 'Logical id of the resource' };
