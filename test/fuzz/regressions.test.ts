@@ -84,3 +84,14 @@ t.test('echoed input with whitespace R4 strings forbid gives a valid OperationOu
   errorOutcome(t, await app.inject({ url: '/fhir/Patient?%E2%80%A8=x', headers: strict }), 400, 'handling=strict with a U+2028 parameter name');
 });
 
+
+t.test('a body of JSON null, a string or a number is a 400, on every route that takes a resource', async (t) => {
+  const { app } = await buildTestApp(t);
+  await app.inject({ method: 'PUT', url: '/fhir/Observation/o1', headers: fhirHeaders(), payload: { ...examplePetechiae, id: 'o1', subject: { reference: 'Patient/p1' } } });
+  for (const payload of ['null', '"Observation"', '42', 'true']) {
+    // The conditional PUT read the body's id before anything checked it: a 500.
+    errorOutcome(t, await app.inject({ method: 'PUT', url: '/fhir/Observation?_id=o1', headers: fhirHeaders(), payload }), 400, `conditional PUT with ${payload}`);
+    errorOutcome(t, await app.inject({ method: 'POST', url: '/fhir/Observation', headers: fhirHeaders(), payload }), 400, `POST with ${payload}`);
+    errorOutcome(t, await app.inject({ method: 'PATCH', url: '/fhir/Observation/o1', headers: { 'content-type': 'application/json-patch+json' }, payload }), 400, `PATCH with ${payload}`);
+  }
+});

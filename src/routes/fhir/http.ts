@@ -3,7 +3,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { parseFhirJson } from '../../fhir/json.js';
 import type { ResourceVersion } from '../../fhir/repository.js';
 import { etag } from '../../fhir/etag.js';
-import { notAcceptable, outcome, issue } from '../../fhir/outcome.js';
+import { invalidStructure, notAcceptable, outcome, issue } from '../../fhir/outcome.js';
 
 export const FHIR_JSON = 'application/fhir+json';
 export type FhirMediaType = typeof FHIR_JSON | 'application/json';
@@ -85,7 +85,10 @@ export function fhirBodyParser(req: FastifyRequest, body: string | Buffer, done:
   try {
     if (!String(body).trim()) return done(Object.assign(new Error('empty'), { code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }));
     req.fhirBody = parseFhirJson(String(body));
-    done(null, req.fhirBody.plain);
+    // A FHIR JSON body is a resource, a JSON Patch an array; handlers read `.id` of either (a bare null crashed a conditional PUT).
+    const { plain } = req.fhirBody;
+    if (typeof plain !== 'object' || plain === null) return done(invalidStructure('The body must be a JSON object (a resource), or an array for JSON Patch'));
+    done(null, plain);
   } catch (err) {
     done(err as Error);
   }
