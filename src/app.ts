@@ -23,6 +23,13 @@ import { searchRoutes } from './routes/fhir/search.js';
 import { systemRoutes } from './routes/fhir/system.js';
 import './types.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set by src/server.ts on SIGTERM/SIGINT: /readyz answers 503 and every answer closes its connection. */
+    draining: boolean;
+  }
+}
+
 export interface AppOptions {
   config: Config;
   /** Migrated database; absent only when building the app to print its OpenAPI document. */
@@ -53,6 +60,9 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true },
+    // A request that reaches the router while close() runs (on a connection still open) is
+    // processed and answered like any other, not turned away with a bare 503.
+    return503OnClosing: false,
     // Requests Node cannot even parse (raw non-ASCII in the URL, broken headers) still get an OperationOutcome.
     clientErrorHandler: (err, socket) => {
       if (!socket.writable) return;
@@ -62,6 +72,11 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
   });
   loadDefinitions();
   app.decorate('config', config);
+  app.decorate('draining', false);
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (app.draining) reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.decorate('repo', database ? new Repository(database.db, config.baseUrl, domainHooks) : (undefined as unknown as Repository));
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);

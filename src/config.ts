@@ -18,6 +18,8 @@ export interface Config {
   dbPoolWaitMs: number;
   /** Most entries a transaction or batch Bundle may carry. */
   maxBundleEntries: number;
+  /** On SIGTERM/SIGINT, how long the listener stays open for requests in flight (and, after it closes, how long those still running get). */
+  shutdownGraceMs: number;
   /** 'off' only for local development: no token is asked for (refused when NODE_ENV=production). */
   auth: 'on' | 'off';
   /** An external identity provider whose access tokens are accepted too (its `iss`). */
@@ -41,6 +43,7 @@ interface RawEnv {
   DB_POOL_SIZE: number;
   DB_POOL_WAIT_MS: number;
   MAX_BUNDLE_ENTRIES: number;
+  SHUTDOWN_GRACE_MS: number;
   AUTH: 'on' | 'off';
   AUTH_ISSUER?: string;
   AUTH_JWKS_URL?: string;
@@ -68,6 +71,7 @@ const schema = {
     // Read by src/domain/codes.ts at import; checked here so a bad value stops the start.
     CANONICAL_BASE: { type: 'string', pattern: '^https?://[^\\s]+$' },
     MAX_BUNDLE_ENTRIES: { type: 'integer', minimum: 1, default: 20000 },
+    SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 10_000 },
     AUTH: { type: 'string', enum: ['on', 'off'], default: 'on' },
     AUTH_ISSUER: { type: 'string', pattern: '^https?://[^\\s]+$' },
     AUTH_JWKS_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
@@ -103,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: raw.DB_POOL_SIZE,
     dbPoolWaitMs: raw.DB_POOL_WAIT_MS,
     maxBundleEntries: raw.MAX_BUNDLE_ENTRIES,
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     auth: raw.AUTH,
     // Compared with `iss` exactly (some providers end theirs with a slash).
     authIssuer: raw.AUTH_ISSUER || undefined,

@@ -49,12 +49,70 @@ try {
   stop(`Fascia could not start: ${message(err)}`, err);
 }
 
-// SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the database, exit 0.
-closeWithGrace({ delay: 10_000, logger: app.log }, async ({ err }) => {
-  if (err) app.log.error({ err }, 'shutting down after an error');
-  await app.close();
-  await database.close();
+// Requests the server has received and not yet answered (or lost to their client).
+let inFlight = 0;
+const settledWaiters = new Set<() => void>();
+app.server.on('request', (_req, res) => {
+  inFlight++;
+  res.once('close', () => {
+    if (--inFlight === 0) for (const settled of settledWaiters) settled();
+  });
 });
+const noneInFlight = () => new Promise<void>((resolve) => (inFlight === 0 ? resolve() : settledWaiters.add(resolve)));
+/** true when `work` settles within ms, false when the time runs out first (`work` goes on). */
+const within = (work: Promise<unknown>, ms: number) => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  return Promise.race([work.then(() => true), late]).finally(() => clearTimeout(timer));
+};
+
+/**
+ * The drain. /readyz answers 503 and every answer carries `Connection: close` at once; the
+ * listener stays open while requests are in flight, for SHUTDOWN_GRACE_MS at most. Then
+ * Fastify closes the listener and the idle sockets, and the requests still running get
+ * SHUTDOWN_GRACE_MS more; only those left after it are cut (exit 1). Then the pool and the
+ * embedded Postgres close.
+ */
+async function shutdown(): Promise<void> {
+  const grace = config.shutdownGraceMs;
+  app.draining = true;
+  await within(noneInFlight(), grace);
+  app.log.info({ inFlight }, 'closing the listener');
+  const closing = app.close();
+  const closed = await within(closing, grace);
+  const cut = closed ? 0 : inFlight;
+  if (!closed) app.server.closeAllConnections();
+  await closing;
+  await database.close();
+  if (cut > 0) {
+    app.log.error({ requests: cut }, 'shutdown grace ran out: requests cut off without an answer');
+    throw new Error(`shutdown grace ran out with ${cut} requests in flight`);
+  }
+  app.log.info('shut down: every request received was answered');
+}
+
+// SIGTERM and SIGINT start the drain; a second one (npm forwards the terminal's Ctrl-C
+// that node also got from the process group) must not end it, so they are handled here
+// rather than by close-with-grace, whose second signal is exit(1). close-with-grace still
+// takes the other signals and uncaught errors, and is the backstop if closing hangs.
+let stopping = false;
+const graceful = closeWithGrace(
+  { delay: 2 * config.shutdownGraceMs + 10_000, logger: app.log, skip: ['SIGTERM', 'SIGINT'] },
+  async ({ err, signal }) => {
+    stopping = true;
+    if (err) app.log.error({ err }, 'shutting down after an error');
+    else if (signal) app.log.info({ signal, inFlight }, 'shutting down');
+    await shutdown();
+  },
+);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return app.log.info({ signal }, 'already shutting down');
+    stopping = true;
+    app.log.info({ signal, inFlight }, 'shutting down');
+    void graceful.close();
+  });
+}
 
 try {
   await app.listen({ port: config.port, host: config.host });

@@ -28,6 +28,8 @@ export async function healthRoutes(app: FastifyInstance, { database }: { databas
     '/readyz',
     { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied', response: { 200: status, 503: status } } },
     async (_req, reply) => {
+      // Shutting down (src/server.ts): not ready, so load balancers stop sending new work.
+      if (app.draining) return reply.code(503).send({ status: 'unavailable', reason: 'shutting down' });
       try {
         if (!database) throw new Error('no database');
         const result = await database.db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`);
