@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { Ajv } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
@@ -63,6 +63,12 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
     // A request that reaches the router while close() runs (on a connection still open) is
     // processed and answered like any other, not turned away with a bare 503.
     return503OnClosing: false,
+    // The router's own refusals (a path that is not percent-encoded UTF-8, `/fhir/%E0%A4%A`) are OperationOutcomes too.
+    frameworkErrors: (err, _req, reply: FastifyReply) => {
+      const text = err.code === 'FST_ERR_BAD_URL' ? 'The URL path is not valid percent-encoded UTF-8' : err.message;
+      const body = outcome([issue('error', err.statusCode === 414 ? 'too-long' : 'structure', text)]);
+      reply.code(err.statusCode ?? 400).header('content-type', 'application/fhir+json; charset=utf-8').send(JSON.stringify(body));
+    },
     // Requests Node cannot even parse (raw non-ASCII in the URL, broken headers) still get an OperationOutcome.
     clientErrorHandler: (err, socket) => {
       if (!socket.writable) return;

@@ -95,3 +95,10 @@ t.test('a body of JSON null, a string or a number is a 400, on every route that 
     errorOutcome(t, await app.inject({ method: 'PATCH', url: '/fhir/Observation/o1', headers: { 'content-type': 'application/json-patch+json' }, payload }), 400, `PATCH with ${payload}`);
   }
 });
+t.test('a path that is not percent-encoded UTF-8 is a 400 OperationOutcome', async (t) => {
+  const { app } = await buildTestApp(t);
+  for (const url of ['/%', '/fhir/%E0%A4%A', '/fhir/Patient/%ED%A0%80', '/fhir/Patient/%E0%A4%A/_history']) {
+    errorOutcome(t, await app.inject({ url }), 400, `GET ${url}`);
+  }
+});
+
