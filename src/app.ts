@@ -11,6 +11,7 @@ import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
 import { registerDocs } from './openapi/docs.js';
 import { fhirSchemas, validationSchemas } from './openapi/fhir-schemas.js';
+import { accessControl, type TokenVerifier } from './routes/access.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
@@ -38,6 +39,8 @@ export interface AppOptions {
   logger?: false;
   /** Where log lines go (default stdout); tests read them to check what is logged. */
   logStream?: { write(line: string): void };
+  /** Verifies bearer tokens; with one, every /fhir route but metadata needs a token (AUTH=on). */
+  verifier?: TokenVerifier;
 }
 
 const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
@@ -53,7 +56,8 @@ const logSerializers = {
   err: loggableError as (err: Error) => { type: string; message: string; stack: string },
 };
 
-export async function buildApp({ config, database, logger, logStream }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config, database, logger, logStream } = options;
   const app = Fastify({
     logger: logger ?? { level: config.logLevel, serializers: logSerializers, ...(logStream ? { stream: logStream } : {}) },
     bodyLimit: config.bodyLimit,
@@ -110,6 +114,8 @@ export async function buildApp({ config, database, logger, logStream }: AppOptio
   });
 
   registerErrorHandling(app);
+  // Not a child plugin: its hook and decorators must reach every route.
+  await accessControl(app, { verifier: options.verifier });
 
   await registerDocs(app);
 

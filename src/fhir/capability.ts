@@ -29,7 +29,21 @@ const VALIDATE = {
   documentation: 'Runs the checks of a write (R4 structure, and for the soft-tissue types their profiles and screening) without storing',
 };
 
-export function capabilityStatement(baseUrl: string, started: Date, domain: DomainCapabilities = { profiles: {}, operations: {} }): CapabilityStatement {
+/** SMART on FHIR security (SMART App Launch 2.x, conformance): the service code and the oauth-uris extension. */
+function security(tokenUrl: string): NonNullable<CapabilityStatement['rest']>[number]['security'] {
+  return {
+    service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile (SMART Backend Services)' }],
+    extension: [{ url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris', extension: [{ url: 'token', valueUri: tokenUrl }] }],
+    description: 'Every request but GET /metadata needs Authorization: Bearer <access token> (SMART Backend Services, client_credentials with private_key_jwt at the token URL); scopes are SMART v1 and v2 system/ scopes, checked per interaction.',
+  };
+}
+
+export function capabilityStatement(
+  baseUrl: string,
+  started: Date,
+  domain: DomainCapabilities = { profiles: {}, operations: {} },
+  auth?: { tokenUrl: string },
+): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description }) => ({
     type,
     documentation: description,
@@ -76,6 +90,7 @@ export function capabilityStatement(baseUrl: string, started: Date, domain: Doma
     rest: [
       {
         mode: 'server',
+        ...(auth ? { security: security(auth.tokenUrl) } : {}),
         documentation:
           'JSON only. Deletes are soft; history includes them. Versions are integers from 1 (ETag W/"n"). ' +
           `Search: GET [type]?… or POST [type]/_search; _count defaults to ${DEFAULT_COUNT} (at most ${MAX_COUNT}); ` +

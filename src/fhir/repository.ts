@@ -61,6 +61,8 @@ export interface HistoryQuery {
   since?: Date;
   /** Only versions before this instant: the end of a sync window (syncPoint). */
   until?: Date;
+  /** Only these types (system history for a caller who may not list every type). */
+  types?: string[];
   count: number;
   /** Return only entries after this one in newest-first order (the paging cursor). */
   before?: { lastUpdated: string; seq: number };
@@ -430,6 +432,7 @@ export class Repository {
     if (q.id) conditions.push(eq(h.id, q.id));
     if (q.since) conditions.push(sql`${h.lastUpdated} >= ${q.since.toISOString()}`);
     if (q.until) conditions.push(sql`${h.lastUpdated} < ${q.until.toISOString()}`);
+    if (q.types) conditions.push(q.types.length ? sql`${h.resourceType} = ANY(${sql.param(q.types)}::text[])` : sql`false`);
     if (q.before) conditions.push(sql`(${h.lastUpdated}, ${h.seq}) < (${q.before.lastUpdated}::timestamptz, ${q.before.seq})`);
     const rows = await this.db
       .select({

@@ -4,11 +4,12 @@ import { serializeBundle, type RawEntry } from './bundle.js';
 import { conditionalCreate, conditionalDelete, conditionalTarget, matchConditional, withBodyId } from './conditional.js';
 import { parseFhirJson, type ParsedJson } from './json.js';
 import { etag, parseETag } from './etag.js';
-import { FhirError, badRequest, issue, outcome, preconditionFailed, tooLarge, unprocessable } from './outcome.js';
+import { FhirError, badRequest, forbidden, issue, outcome, preconditionFailed, tooLarge, unprocessable } from './outcome.js';
 import { parseJsonPatch } from './patch.js';
 import { isHostedType } from './registry.js';
 import type { Repository, ResourceVersion, Tx } from './repository.js';
 import { search } from './search/index.js';
+import { canSee, type Visibility } from './visibility.js';
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -42,6 +43,10 @@ export interface BundleOptions {
   maxEntries: number;
   /** Prefer: return=representation puts each written resource in its response entry. */
   returnRepresentation: boolean;
+  /** Throws (403) when the caller may not do this entry's interaction on its type. */
+  authorize?: (method: Method, type: string, target: { id?: string; query?: string }) => void;
+  /** What the caller may see, for GET entries. */
+  visibility?: Visibility;
 }
 
 /** Order of processing within a transaction (http.html): DELETE, POST, PUT/PATCH, GET/HEAD. */
@@ -156,6 +161,14 @@ export class BundleProcessor {
     const exactEntries = ((body.exact as Bundle).entry ?? []) as BundleEntry[];
     if (bundle.type === 'batch') return this.batch(entries, exactEntries);
     const requests = entries.map((e, i) => parseRequest(e, exactEntries[i]!, i, this.options.baseUrl));
+    // One entry the caller may not do fails the whole transaction, before anything runs.
+    for (const r of requests) {
+      try {
+        this.options.authorize?.(r.method, r.type, r);
+      } catch (err) {
+        throw atEntry(err, r.index);
+      }
+    }
     let outcomes: Outcome[];
     try {
       outcomes = await this.repo.transaction((tx) => this.transaction(tx, requests));
@@ -272,6 +285,7 @@ export class BundleProcessor {
     for (let i = 0; i < entries.length; i++) {
       try {
         const r = parseRequest(entries[i]!, exact[i]!, i, this.options.baseUrl);
+        this.options.authorize?.(r.method, r.type, r);
         const result = await this.repo.transaction(async (tx) => {
           if (r.method === 'DELETE') return this.remove(tx, r);
           if (r.method === 'POST') {
@@ -309,10 +323,12 @@ export class BundleProcessor {
       const { version } = await this.repo.patch(r.type, r.id!, binaryPatch(r), { ifMatch: r.ifMatch, tx });
       return { status: '200 OK', version };
     }
+    const { visibility, baseUrl } = this.options;
+    if (r.id && visibility && !(await canSee(tx, visibility, r.type, r.id, baseUrl))) throw forbidden(`${r.type}/${r.id} is outside what the token's scopes allow`);
     if (r.id && r.versionId) return { status: '200 OK', body: (await this.repo.vread(r.type, r.id, r.versionId)).content! };
     if (r.id) return { status: '200 OK', body: (await this.repo.read(r.type, r.id, tx)).content! };
     const params = [...new URLSearchParams(r.query ?? '')];
-    return { status: '200 OK', body: await search(tx, r.type, params, { baseUrl: this.options.baseUrl, strict: false }) };
+    return { status: '200 OK', body: await search(tx, r.type, params, { baseUrl, strict: false, visibility }) };
   }
 
   private responseEntry(r: Request, o: Outcome): RawEntry {

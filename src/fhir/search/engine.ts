@@ -43,7 +43,7 @@ interface Key {
 
 /** The WHERE clause of a search: type, not deleted, every filter. */
 export function whereClause(req: SearchRequest): SQL {
-  const parts = [sql`r.resource_type = ${req.type}`, sql`NOT r.deleted`, ...req.filters.map((f) => filterCondition(req.type, f))];
+  const parts = [sql`r.resource_type = ${req.type}`, sql`NOT r.deleted`, ...req.filters.map((f) => filterCondition(req.type, f)), ...(req.restrict ? [req.restrict] : [])];
   return sql.join(parts, sql` AND `);
 }
 

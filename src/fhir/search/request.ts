@@ -1,4 +1,6 @@
+import type { SQL } from 'drizzle-orm';
 import { badRequest } from '../outcome.js';
+import type { Visibility } from '../visibility.js';
 import { HOSTED_TYPES } from '../registry.js';
 import { searchParam, type SearchParamDef } from './params.js';
 import { parseFilter, type SearchFilter } from './parse.js';
@@ -33,6 +35,11 @@ export interface SearchRequest {
   cursor?: string;
   /** Parameters that were not understood (ignored unless handling=strict). */
   ignored: string[];
+  /** What the caller may see (granular scopes, a patient compartment); absent: everything. */
+  visibility?: Visibility;
+  /** The caller's limit on the matches themselves, as a condition on `r`. */
+  restrict?: SQL;
+  baseUrl?: string;
 }
 
 export const DEFAULT_COUNT = 20;

@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { Queryable } from '../../db/client.js';
 import { parseFhirJson } from '../json.js';
 import { HOSTED_TYPES } from '../registry.js';
+import { anyTypeCondition } from '../visibility.js';
 import type { Row } from './engine.js';
 import { searchParams } from './params.js';
 import { textArray } from './sql.js';
@@ -81,7 +82,7 @@ export async function includes(db: Queryable, req: SearchRequest, matches: Row[]
       const targets = includeTargets(spec);
       const result = await db.execute(sql`
         SELECT r.resource_type, r.id, r.content FROM resources r
-        WHERE NOT r.deleted AND (r.resource_type, r.id) IN (
+        WHERE NOT r.deleted AND ${visible(req, targets)} AND (r.resource_type, r.id) IN (
           SELECT i.target_type, i.target_id FROM search_reference i
           WHERE i.resource_type = ${spec.source} AND i.resource_id = ANY(${textArray(ids)}) AND i.param = ANY(${textArray(referenceParams(spec))})
             AND i.target_type = ANY(${textArray(targets)}))
@@ -95,7 +96,7 @@ export async function includes(db: Queryable, req: SearchRequest, matches: Row[]
       const ids = frontier.map((r) => r.id);
       const result = await db.execute(sql`
         SELECT r.resource_type, r.id, r.content FROM resources r
-        WHERE NOT r.deleted AND r.resource_type = ${spec.source} AND r.id IN (
+        WHERE NOT r.deleted AND r.resource_type = ${spec.source} AND ${visible(req, [spec.source])} AND r.id IN (
           SELECT i.resource_id FROM search_reference i
           JOIN unnest(${textArray(types)}, ${textArray(ids)}) AS t(type, id) ON i.target_type = t.type AND i.target_id = t.id
           WHERE i.resource_type = ${spec.source} AND i.param = ANY(${textArray(referenceParams(spec))})
@@ -108,6 +109,9 @@ export async function includes(db: Queryable, req: SearchRequest, matches: Row[]
   }
   return found;
 }
+
+/** Included resources are only those the caller may read. */
+const visible = (req: SearchRequest, types: string[]) => (req.visibility ? anyTypeCondition(types, req.visibility, req.baseUrl ?? '') : sql`true`);
 
 function toRow(r: Record<string, unknown>): Row {
   return { resourceType: r.resource_type as string, id: r.id as string, content: r.content as string };

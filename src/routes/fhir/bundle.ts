@@ -1,6 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { BundleProcessor } from '../../fhir/transaction.js';
 import { preferReturn, sendFhir } from './http.js';
+import { authorize } from '../access.js';
+import type { Interaction } from '../../auth/scopes.js';
+
+/** The scope a Bundle entry needs: a GET by id reads, a GET by query searches. */
+function interactionOf(method: string, target: { id?: string; query?: string }): Interaction {
+  if (method === 'GET' || method === 'HEAD') return target.id ? 'read' : 'search';
+  return method === 'POST' ? 'create' : method === 'DELETE' ? 'delete' : 'update';
+}
 import { CONSUMES, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 
 /** POST /fhir: transaction and batch Bundles. */
@@ -37,6 +45,8 @@ export async function bundleRoutes(app: FastifyInstance): Promise<void> {
         baseUrl: app.config.baseUrl,
         maxEntries: app.config.maxBundleEntries,
         returnRepresentation: preferReturn(req) === 'representation' && /return\s*=/.test(String(req.headers.prefer ?? '')),
+        visibility: req.visibility,
+        authorize: (method, type, target) => authorize(req, type, interactionOf(method, target)),
       });
       return sendFhir(req, reply, 200, await processor.process(req.fhirBody!));
     },

@@ -7,6 +7,7 @@ import type { Tx, WriteResult } from '../../fhir/repository.js';
 import { fhirBodyParser, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { ID, PRODUCES, errorResponses, outcomeResponse, preferHeader } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
+import { authorize } from '../access.js';
 
 const jsonPatchBody = {
   type: 'array',
@@ -80,6 +81,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       async (req, reply) => {
         const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
         const type = typeOf(req);
+        authorize(req, type, 'update');
         return answer(req, reply, type, await repo.patch(type, req.params.id, patchBody(req), { ifMatch }), 'Patched');
       },
     );
@@ -107,6 +109,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       },
       async (req, reply) => {
         const type = typeOf(req);
+        authorize(req, type, 'update');
         const query = criteria(req);
         const body = req.fhirBody!;
         const bodyId = (body.plain as { id?: string }).id;
@@ -133,6 +136,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       },
       async (req, reply) => {
         const type = typeOf(req);
+        authorize(req, type, 'update');
         const query = criteria(req);
         const patch = patchBody(req);
         const result = await repo.transaction(async (tx: Tx) => {
@@ -154,6 +158,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
       },
       async (req, reply) => {
         const type = typeOf(req);
+        authorize(req, type, 'delete');
         const query = criteria(req);
         const version = await repo.transaction((tx) => conditionalDelete(repo, tx, type, query, base));
         if (version) reply.header('etag', etag(version.versionId));

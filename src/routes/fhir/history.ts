@@ -27,7 +27,7 @@ const isHistoryCursor = (v: Record<string, unknown>): v is HistoryCursor => isIn
 export async function sendHistory(
   req: FastifyRequest,
   reply: FastifyReply,
-  scope: { type?: string; id?: string },
+  scope: { type?: string; id?: string; types?: string[] },
 ): Promise<FastifyReply> {
   const { _count: count, _since, _cursor } = req.query as HistoryParams;
   let since: Date | undefined;

@@ -6,6 +6,17 @@ import { sendHistory } from './history.js';
 import { preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, formatQuery, historyQuery, outcomeResponse, preferHeader } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema, type RouteTarget } from './targets.js';
+import { authorize, authorizeWholeType, visibilityFor } from '../access.js';
+import { forbidden } from '../../fhir/outcome.js';
+import { canSee } from '../../fhir/visibility.js';
+
+/** 403 unless the token may read this one resource (its type, and its granular or compartment limits). */
+export async function authorizeOne(app: FastifyInstance, req: FastifyRequest, type: string, id: string): Promise<void> {
+  authorize(req, type, 'read');
+  if (req.visibility && !(await canSee(app.repo.db, visibilityFor(req), type, id, app.config.baseUrl))) {
+    throw forbidden(`${type}/${id} is outside what the token's scopes allow`);
+  }
+}
 
 interface IdParams {
   id: string;
@@ -60,6 +71,7 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
     },
     async (req, reply) => {
       const type = typeOf(req);
+      authorize(req, type, 'create');
       const query = req.headers['if-none-exist'];
       const { version, created } =
         typeof query === 'string'
@@ -84,7 +96,9 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
       },
     },
     async (req, reply) => {
-      const version = await app.repo.read(typeOf(req), req.params.id);
+      const type = typeOf(req);
+      await authorizeOne(app, req, type, req.params.id);
+      const version = await app.repo.read(type, req.params.id);
       versionHeaders(reply, version);
       const inm = req.headers['if-none-match'];
       if (inm && parseETag(inm, 'If-None-Match') === version.versionId) return reply.code(304).send();
@@ -106,7 +120,9 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
       },
     },
     async (req, reply) => {
-      const version = await app.repo.vread(typeOf(req), req.params.id, req.params.vid);
+      const type = typeOf(req);
+      await authorizeOne(app, req, type, req.params.id);
+      const version = await app.repo.vread(type, req.params.id, req.params.vid);
       versionHeaders(reply, version);
       return sendFhir(req, reply, 200, version.content!);
     },
@@ -140,6 +156,7 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
     },
     async (req, reply) => {
       const type = typeOf(req);
+      authorize(req, type, 'update');
       const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
       const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, { ifMatch });
       versionHeaders(reply, version, location(type, version.id, version.versionId));
@@ -161,7 +178,11 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
         response: { 200: outcomeResponse('Deleted (or nothing to delete)'), 204: { description: 'Deleted (Prefer: return=minimal)', type: 'null' }, ...errorResponses },
       },
     },
-    async (req, reply) => deleteResource(app, typeOf(req), req, reply),
+    async (req, reply) => {
+      const type = typeOf(req);
+      authorize(req, type, 'delete');
+      return deleteResource(app, type, req, reply);
+    },
   );
 
   app.get<{ Params: IdParams }>(
@@ -177,7 +198,11 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
         response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
       },
     },
-    async (req, reply) => sendHistory(req, reply, { type: typeOf(req), id: req.params.id }),
+    async (req, reply) => {
+      const type = typeOf(req);
+      await authorizeOne(app, req, type, req.params.id);
+      return sendHistory(req, reply, { type, id: req.params.id });
+    },
   );
 
   app.get(
@@ -194,7 +219,11 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
         response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
       },
     },
-    async (req, reply) => sendHistory(req, reply, { type: typeOf(req) }),
+    async (req, reply) => {
+      const type = typeOf(req);
+      authorizeWholeType(req, type);
+      return sendHistory(req, reply, { type });
+    },
   );
 }
 

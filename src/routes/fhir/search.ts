@@ -5,6 +5,7 @@ import { search } from '../../fhir/search/index.js';
 import { preferStrict, sendFhir } from './http.js';
 import { PRODUCES, errorResponses } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
+import { authorize } from '../access.js';
 
 const many = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
 
@@ -57,7 +58,9 @@ export async function searchRoutes(app: FastifyInstance): Promise<void> {
       response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
     };
     const handler = async (req: FastifyRequest, reply: Parameters<typeof sendFhir>[1]) => {
-      const body = await search(app.repo.db, target.typeOf(req), searchPairs(req), { baseUrl: app.config.baseUrl, strict: preferStrict(req) });
+      const type = target.typeOf(req);
+      authorize(req, type, 'search');
+      const body = await search(app.repo.db, type, searchPairs(req), { baseUrl: app.config.baseUrl, strict: preferStrict(req), visibility: req.visibility });
       return sendFhir(req, reply, 200, body);
     };
     const each = detailedType ? '' : ' Every R4 search parameter of the type is supported; the CapabilityStatement lists them.';

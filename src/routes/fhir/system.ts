@@ -3,6 +3,7 @@ import { CANONICAL_BASE, MEASUREMENT_PROFILE, SESSION_PROFILE } from '../../doma
 import { capabilityStatement } from '../../fhir/capability.js';
 import { notFound, notSupported } from '../../fhir/outcome.js';
 import { isHostedType } from '../../fhir/registry.js';
+import { wholeTypes } from '../../fhir/visibility.js';
 import { sendHistory } from './history.js';
 import { sendFhir } from './http.js';
 import { PRODUCES, errorResponses, formatQuery, historyQuery } from './schemas.js';
@@ -19,7 +20,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
         Patient: [own('course-summary', "The patient's soft-tissue courses per technique and body site (Parameters)")],
         Procedure: [own('screen', 'Contraindications of a proposed session found in the patient’s active Conditions')],
       },
-    }),
+    }, app.authTokenUrl ? { tokenUrl: app.authTokenUrl } : undefined),
   );
 
   app.get(
@@ -48,7 +49,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
         response: { 200: { $ref: 'Bundle#' }, ...errorResponses },
       },
     },
-    async (req, reply) => sendHistory(req, reply, {}),
+    // A caller who may not list every type sees the history of those it may.
+    async (req, reply) => sendHistory(req, reply, req.visibility ? { types: wholeTypes(req.visibility) } : {}),
   );
 
   // Deeper paths than any route serves: 404, not-supported when the type is not R4's.
