@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
+import { startAuth } from './auth/bootstrap.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { EmbeddedPostgresError } from './db/embedded.js';
@@ -129,3 +130,10 @@ const base = config.baseUrl === 'http://localhost:0' ? `http://localhost:${port}
 const where = { fhir: `${base}/fhir`, docs: `${base}/docs`, openapi: `${base}/openapi.json`, health: ['/healthz', '/readyz'] };
 app.log.info({ ...where, database: database.kind }, 'Fascia is up');
 console.error(`Fascia is up: FHIR ${where.fhir} · Swagger UI ${where.docs} · OpenAPI ${where.openapi} · health /healthz /readyz (database: ${database.kind})`);
+
+// The CLI's connection file (embedded database), the AUTH=off warning, the first start's admin token.
+try {
+  await startAuth({ config, database, base, log: app.log });
+} catch (err) {
+  stop(`Fascia could not prepare its signing key or admin client: ${message(err)}`, err);
+}
