@@ -5,6 +5,9 @@ import { buildTestApp, fhirHeaders } from '../helper.js';
 // Inputs the fuzz test (routes.test.ts) found, kept as plain cases. buildTestApp checks
 // every FHIR JSON answer against the R4 schema, so an invalid OperationOutcome fails too.
 
+// One app for the whole file: the cases do not depend on each other's data.
+const { app } = await buildTestApp(t);
+
 const errorOutcome = (t: Pick<Test, 'equal' | 'ok'>, res: { statusCode: number; json(): unknown }, status: number, what: string) => {
   t.equal(res.statusCode, status, what);
   const body = res.json() as { resourceType?: string; issue?: { severity?: string }[] };
@@ -16,7 +19,6 @@ const skinWith = (valueCodeableConcept: unknown) => ({ ...examplePetechiae, subj
 const sessionWith = (extension: unknown) => ({ ...exampleProcedure, subject: { reference: 'Patient/p1' }, extension });
 
 t.test('null is no value: a null complex element or array item is a 400 naming it, never stored, never a 500', async (t) => {
-  const { app } = await buildTestApp(t);
   const create = (payload: object) => app.inject({ method: 'POST', url: `/fhir/${(payload as { resourceType: string }).resourceType}`, headers: fhirHeaders(), payload });
   const cases: [string, object, string][] = [
     // R4's JSON schema gives complex types no `type: object`, so these passed it; the indexer and the profile rules then threw.
@@ -38,7 +40,6 @@ t.test('null is no value: a null complex element or array item is a 400 naming i
 });
 
 t.test('$validate lists structural errors of a resource the profile rules cannot read, never a 500', async (t) => {
-  const { app } = await buildTestApp(t);
   const validate = (type: string, payload: object) => app.inject({ method: 'POST', url: `/fhir/${type}/$validate`, headers: fhirHeaders(), payload });
   const bodies: [string, string, object][] = [
     ['an Observation with coding [null]', 'Observation', skinWith({ coding: [null] })],
@@ -56,7 +57,6 @@ t.test('$validate lists structural errors of a resource the profile rules cannot
 });
 
 t.test('Procedure/$screen checks the Procedure\'s structure before screening it', async (t) => {
-  const { app } = await buildTestApp(t);
   const screen = (payload: string) => app.inject({ method: 'POST', url: '/fhir/Procedure/$screen', headers: fhirHeaders(), payload });
   errorOutcome(t, await screen('null'), 400, 'a body of null');
   errorOutcome(t, await screen(JSON.stringify({ ...exampleProcedure, code: { coding: [null] } })), 400, 'a Procedure whose code.coding holds a null');
@@ -64,7 +64,6 @@ t.test('Procedure/$screen checks the Procedure\'s structure before screening it'
 });
 
 t.test('Patient/$course-summary refuses a NUL in its code parameters', async (t) => {
-  const { app } = await buildTestApp(t);
   const created = await app.inject({ method: 'POST', url: '/fhir/Patient', headers: fhirHeaders(), payload: { resourceType: 'Patient', name: [{ family: 'Okafor' }] } });
   const id = created.json().id as string;
   // Postgres refused the NUL (SQLSTATE 22021) and the request failed with a 500.
@@ -74,7 +73,6 @@ t.test('Patient/$course-summary refuses a NUL in its code parameters', async (t)
   t.equal((await app.inject({ url: `/fhir/Patient/${id}/$course-summary?technique=astym` })).statusCode, 200, 'an ordinary technique still answers');
 });
 t.test('echoed input with whitespace R4 strings forbid gives a valid OperationOutcome', async (t) => {
-  const { app } = await buildTestApp(t);
   // U+00A0 arrives in a header as the byte 0xA0 (the UTF-8 of "à" read as Latin-1 holds one).
   errorOutcome(t, await app.inject({ url: '/fhir/metadata', headers: { accept: 'Ã\u00a0' } }), 406, 'an Accept holding a no-break space');
   errorOutcome(t, await app.inject({ url: '/fhir/Patient?_format=%C2%A0' }), 406, 'a _format holding a no-break space');
@@ -86,7 +84,6 @@ t.test('echoed input with whitespace R4 strings forbid gives a valid OperationOu
 
 
 t.test('a body of JSON null, a string or a number is a 400, on every route that takes a resource', async (t) => {
-  const { app } = await buildTestApp(t);
   await app.inject({ method: 'PUT', url: '/fhir/Observation/o1', headers: fhirHeaders(), payload: { ...examplePetechiae, id: 'o1', subject: { reference: 'Patient/p1' } } });
   for (const payload of ['null', '"Observation"', '42', 'true']) {
     // The conditional PUT read the body's id before anything checked it: a 500.
@@ -96,7 +93,6 @@ t.test('a body of JSON null, a string or a number is a 400, on every route that 
   }
 });
 t.test('a path that is not percent-encoded UTF-8 is a 400 OperationOutcome', async (t) => {
-  const { app } = await buildTestApp(t);
   for (const url of ['/%', '/fhir/%E0%A4%A', '/fhir/Patient/%ED%A0%80', '/fhir/Patient/%E0%A4%A/_history']) {
     errorOutcome(t, await app.inject({ url }), 400, `GET ${url}`);
   }
