@@ -42,6 +42,11 @@ export interface WriteHooks {
   /** Why clients may not update, patch or delete this resource (the server's own definitions), or undefined. */
   readOnly?(type: string, id: string): string | undefined;
   beforeCommit?(tx: Tx, written: Written[]): Promise<void>;
+  /**
+   * A record of the transaction's writes (an AuditEvent), stored in the same transaction
+   * after beforeCommit, so it commits or rolls back with them. Its own write calls no hook.
+   */
+  audit?(written: Written[]): Resource | undefined;
 }
 
 export interface HistoryEntry extends ResourceVersion {
@@ -218,7 +223,11 @@ export class Repository {
         const written: Written[] = [];
         this.pending.set(t, written);
         const result = await fn(t);
-        if (written.length) await this.hooks.beforeCommit?.(t, written);
+        if (written.length) {
+          await this.hooks.beforeCommit?.(t, written);
+          const record = this.hooks.audit?.([...written]);
+          if (record) await this.create(record.resourceType, { plain: record, exact: record }, { tx: t });
+        }
         return result;
       });
     } catch (err) {

@@ -1,0 +1,139 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AuditEvent, AuditEventEntity, Resource } from '@medplum/fhirtypes';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WriteHooks, Written } from '../fhir/repository.js';
+
+/**
+ * The audit trail (R4 AuditEvent, one per /fhir request that touches PHI): who (the
+ * client and its address), what (the RESTful interaction and the resource references,
+ * never content, search values or names), when and with what outcome.
+ *
+ * Where each is written: a request's writes carry theirs in their own database
+ * transaction (the repository's `audit` hook, reading the request from
+ * AsyncLocalStorage), so a rolled-back write leaves no success record; reads, and
+ * requests that wrote nothing or failed (401/403/4xx/5xx), get theirs after the answer,
+ * in a transaction of its own.
+ */
+
+/** The request as the audit sees it, set before the handler runs. */
+interface AuditedRequest {
+  clientId?: string;
+  address: string;
+  /** http://hl7.org/fhir/restful-interaction code. */
+  interaction: string;
+  /** What the URL names: `Patient/123`, or a type alone for a search. */
+  target: AuditEventEntity[];
+  /** True once an AuditEvent went into a write's transaction. */
+  recorded: boolean;
+}
+
+const current = new AsyncLocalStorage<AuditedRequest>();
+
+/** /fhir requests that touch PHI: all but the CapabilityStatement and SMART discovery. */
+const audited = (url: string) => /^\/fhir(\/|\?|$)/.test(url) && !/^\/fhir\/(metadata|\.well-known\/smart-configuration)(\?|\/|$)/.test(url);
+
+const TYPE = /^[A-Z][A-Za-z]+$/;
+
+/** The restful-interaction a request performs, from its method and path alone. */
+function interactionOf(method: string, segments: string[], body: unknown): string {
+  const m = method === 'HEAD' ? 'GET' : method;
+  if (segments.some((s) => s.startsWith('$'))) return 'operation';
+  const [type, second, third, fourth] = segments;
+  if (type === undefined) {
+    if (m === 'POST') return (body as { type?: unknown } | undefined)?.type === 'batch' ? 'batch' : 'transaction';
+    return 'search-system';
+  }
+  if (type === '_history') return 'history-system';
+  if (type === '_search') return 'search-system';
+  if (second === '_history') return 'history-type';
+  if (second === '_search') return 'search-type';
+  if (fourth !== undefined && third === '_history') return 'vread';
+  if (third === '_history') return 'history-instance';
+  const writes: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+  if (writes[m]) return writes[m]!;
+  return second === undefined ? 'search-type' : 'read';
+}
+
+const ACTION: Record<string, AuditEvent['action']> = { create: 'C', update: 'U', patch: 'U', delete: 'D', transaction: 'E', batch: 'E', operation: 'E' };
+
+function describe(req: FastifyRequest): AuditedRequest {
+  const path = req.url.split('?')[0]!;
+  const segments = path.split('/').slice(2).filter(Boolean);
+  const [type, id] = segments;
+  const target: AuditEventEntity[] = [];
+  if (type && TYPE.test(type)) {
+    target.push(id && !id.startsWith('_') && !id.startsWith('$') ? { what: { reference: `${type}/${id}` } } : ({ what: { type } } as AuditEventEntity));
+  }
+  return { clientId: req.access?.clientId, address: req.ip, interaction: interactionOf(req.method, segments, req.body), target, recorded: false };
+}
+
+/** R4 outcome: 0 success, 4 minor failure (4xx), 8 serious failure (5xx). */
+const outcomeOf = (status: number): AuditEvent['outcome'] => (status >= 500 ? '8' : status >= 400 ? '4' : '0');
+
+function auditEvent(r: AuditedRequest, status: number, entity: AuditEventEntity[]): AuditEvent {
+  return {
+    resourceType: 'AuditEvent',
+    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
+    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: r.interaction }],
+    action: ACTION[r.interaction] ?? 'R',
+    recorded: new Date().toISOString(),
+    outcome: outcomeOf(status),
+    ...(status >= 400 ? { outcomeDesc: `HTTP ${status}` } : {}),
+    agent: [
+      {
+        who: r.clientId !== undefined ? { identifier: { value: r.clientId }, display: r.clientId } : { display: 'unauthenticated client' },
+        requestor: true,
+        network: { address: r.address, type: '2' },
+      },
+    ],
+    source: {
+      observer: { display: 'Fascia' },
+      type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }],
+    },
+    ...(entity.length ? { entity } : {}),
+  };
+}
+
+/**
+ * The engine's hooks plus the audit: the AuditEvent of a request's writes, in their
+ * transaction (none outside a request, none for the AuditEvent write itself), and
+ * AuditEvents read-only to clients (405).
+ */
+export function withAudit(hooks: WriteHooks): WriteHooks {
+  return {
+    ...hooks,
+    readOnly: (type, id) => (type === 'AuditEvent' ? 'AuditEvents are written by the server alone' : hooks.readOnly?.(type, id)),
+    audit(written: Written[]): Resource | undefined {
+      const r = current.getStore();
+      const refs = [...new Set(written.filter((w) => w.type !== 'AuditEvent').map((w) => `${w.type}/${w.id}`))];
+      if (!r || !refs.length) return undefined;
+      r.recorded = true;
+      return auditEvent(r, 200, refs.map((reference) => ({ what: { reference } })));
+    },
+  };
+}
+
+/** Hooks that describe each audited request before its handler and audit what was not audited with a write, after the answer. */
+export function auditTrail(app: FastifyInstance): void {
+  const requests = new WeakMap<FastifyRequest, AuditedRequest>();
+  // preHandler, not onRequest: the context must survive body parsing to reach the handler.
+  app.addHook('preHandler', (req, _reply, done) => {
+    if (!app.repo || !audited(req.url)) return done();
+    const r = describe(req);
+    requests.set(req, r);
+    current.run(r, done);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (!app.repo || !audited(req.url)) return;
+    const r = requests.get(req) ?? describe(req);
+    if (r.recorded && reply.statusCode < 400) return;
+    try {
+      const event = auditEvent(r, reply.statusCode, r.target);
+      await app.repo.create('AuditEvent', { plain: event, exact: event });
+    } catch (err) {
+      // After a 5xx the database is likely why the request failed too: that is already logged as the error.
+      if (reply.statusCode >= 500) req.log.warn({ err }, 'The AuditEvent of this failed request could not be stored');
+      else req.log.error({ err }, 'The AuditEvent of this request could not be stored');
+    }
+  });
+}
