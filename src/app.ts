@@ -11,7 +11,9 @@ import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
 import { registerDocs } from './openapi/docs.js';
 import { fhirSchemas, validationSchemas } from './openapi/fhir-schemas.js';
-import { accessControl, type TokenVerifier } from './routes/access.js';
+import { createAuth, type Auth } from './auth/tokens.js';
+import { accessControl } from './routes/access.js';
+import { authRoutes } from './routes/auth.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
@@ -28,6 +30,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Set by src/server.ts on SIGTERM/SIGINT: /readyz answers 503 and every answer closes its connection. */
     draining: boolean;
+    /** The authorisation server (keys, clients, tokens) when AUTH=on. */
+    auth?: Auth;
   }
 }
 
@@ -39,8 +43,8 @@ export interface AppOptions {
   logger?: false;
   /** Where log lines go (default stdout); tests read them to check what is logged. */
   logStream?: { write(line: string): void };
-  /** Verifies bearer tokens; with one, every /fhir route but metadata needs a token (AUTH=on). */
-  verifier?: TokenVerifier;
+  /** The authorisation server; by default made from the database when AUTH=on. With one, every /fhir route but metadata needs a token. */
+  auth?: Auth;
 }
 
 const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
@@ -115,11 +119,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   // Not a child plugin: its hook and decorators must reach every route.
-  await accessControl(app, { verifier: options.verifier });
+  const auth = options.auth ?? (database && config.auth === 'on' ? createAuth(database.db, config) : undefined);
+  app.decorate('auth', auth);
+  await accessControl(app, { verifier: auth });
 
   await registerDocs(app);
 
   await app.register(healthRoutes, { database });
+  if (auth) await app.register(authRoutes, { auth });
   const methods = methodNotAllowedRoutes(app);
   await app.register(systemRoutes);
   await app.register(bundleRoutes);

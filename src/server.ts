@@ -135,5 +135,6 @@ console.error(`Fascia is up: FHIR ${where.fhir} · Swagger UI ${where.docs} · O
 try {
   await startAuth({ config, database, base, log: app.log });
 } catch (err) {
-  stop(`Fascia could not prepare its signing key or admin client: ${message(err)}`, err);
+  // A signal during it closes the database under it: the drain decides the exit then.
+  if (!stopping) stop(`Fascia could not prepare its signing key or admin client: ${message(err)}`, err);
 }

@@ -63,17 +63,42 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   return { ...loadConfig({}), baseUrl: 'http://fascia.test', logLevel: 'silent', ...overrides };
 }
 
-/** An app on a fresh database whose answers are schema-checked, closed at teardown. */
+/**
+ * An app on a fresh database whose answers are schema-checked, closed at teardown.
+ * AUTH is on, as it is by default: every `app.inject` without an `authorization`
+ * header carries an admin token (`system/*.cruds`) made the way `npm run cli -- token`
+ * makes one (`token: false` sends none; `config: { auth: 'off' }` turns auth off).
+ */
 export async function buildTestApp(
   t: TestContext,
-  options: { config?: Partial<Config>; database?: Database } = {},
-): Promise<{ app: FastifyInstance; database: Database }> {
+  options: { config?: Partial<Config>; database?: Database; token?: false } = {},
+): Promise<{ app: FastifyInstance; database: Database; token?: string }> {
   const database = options.database ?? (await testDatabase(t));
   const app = await buildApp({ config: testConfig(options.config), database, logger: false });
   checkAnswers(app, t);
   t.teardown(() => app.close());
   await app.ready();
-  return { app, database };
+  if (options.token === false) return { app, database };
+  return { app, database, token: await authorizeTestApp(app) };
+}
+
+/** With AUTH on: an admin token (`system/*.cruds`, as `npm run cli -- token` makes it) that every inject then carries. */
+export async function authorizeTestApp(app: FastifyInstance): Promise<string | undefined> {
+  if (!app.auth) return undefined;
+  const token = (await app.auth.operatorToken('system/*.cruds')).access_token;
+  withToken(app, token);
+  return token;
+}
+
+/** Every injected request without an authorization header gets `Bearer <token>`. */
+export function withToken(app: FastifyInstance, token: string): void {
+  const inject = app.inject.bind(app) as (opts: unknown) => ReturnType<FastifyInstance['inject']>;
+  const add = (opts: Record<string, unknown>) => {
+    const headers = (opts.headers ?? {}) as Record<string, unknown>;
+    const has = Object.keys(headers).some((h) => h.toLowerCase() === 'authorization');
+    return has ? opts : { ...opts, headers: { ...headers, authorization: `Bearer ${token}` } };
+  };
+  (app as { inject: unknown }).inject = (opts: unknown) => inject(typeof opts === 'string' ? add({ url: opts }) : add((opts ?? {}) as Record<string, unknown>));
 }
 
 export const FHIR = 'application/fhir+json';

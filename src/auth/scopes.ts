@@ -70,7 +70,15 @@ export function parseScopes(scope: string): Grant[] {
     .filter((g): g is Grant => g !== undefined);
 }
 
-const covers = (g: Grant, type: string, interaction: Interaction) => (g.type === '*' || g.type === type) && g.permissions.has(NEEDS[interaction]);
+/** Types a `*` grant does not cover: only a scope naming them does. */
+const EXPLICIT_ONLY = new Set(['AuditEvent']);
+/** Types no client may write, whatever its scopes (the server writes them itself). */
+const SERVER_WRITTEN = new Set(['AuditEvent']);
+
+const covers = (g: Grant, type: string, interaction: Interaction) =>
+  (g.type === type || (g.type === '*' && !EXPLICIT_ONLY.has(type))) &&
+  g.permissions.has(NEEDS[interaction]) &&
+  !(SERVER_WRITTEN.has(type) && interaction !== 'read' && interaction !== 'search');
 
 /**
  * What the grants allow for one interaction on one type: `all` resources, only those
@@ -100,7 +108,7 @@ export function intersectScopes(asked: string, allowedScope: string): string {
   for (const want of parseScopes(asked)) {
     for (const a of allow) {
       if (a.context !== want.context && !(a.context === 'system' && want.context !== 'patient')) continue;
-      if (a.type !== '*' && a.type !== want.type) continue;
+      if (a.type !== '*' && want.type !== '*' && a.type !== want.type) continue;
       const perms = (['c', 'r', 'u', 'd', 's'] as Permission[]).filter((p) => want.permissions.has(p) && a.permissions.has(p));
       if (!perms.length) continue;
       // A granular allowance only yields granular grants with the same filter.

@@ -28,8 +28,33 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
           'the server validates every write in full against R4 and Fascia\'s profiles.',
       },
       servers: [{ url: app.config.baseUrl }],
-      // No authentication yet: every operation is open.
-      security: [],
+      // Every operation needs a bearer token unless it says otherwise (metadata, health, docs, the token endpoint).
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'An access token from POST /auth/token (SMART Backend Services), or from `npm run --silent cli -- token --scope "system/*.cruds"`. Paste it under Authorize.',
+          },
+          smart: {
+            type: 'oauth2',
+            description: 'SMART Backend Services: client_credentials with a private_key_jwt client assertion (RS384 or ES384) at the token URL.',
+            flows: {
+              clientCredentials: {
+                tokenUrl: `${app.config.baseUrl}/auth/token`,
+                scopes: {
+                  'system/*.cruds': 'Create, read, update, delete and search every type (SMART v2)',
+                  'system/*.rs': 'Read and search every type',
+                  'system/Observation.rs': 'Read and search Observations',
+                  'system/*.read': 'Read and search every type (SMART v1)',
+                },
+              },
+            },
+          },
+        },
+      },
+      security: [{ bearer: [] }, { smart: [] }],
       tags: TAGS,
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },

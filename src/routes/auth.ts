@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { exchangeToken, OAuthError } from '../auth/token-endpoint.js';
 import type { Auth } from '../auth/tokens.js';
+import { FhirError } from '../fhir/outcome.js';
 
 export interface AuthRoutesOptions {
   auth: Auth;
@@ -43,12 +44,12 @@ function sendOAuth(reply: FastifyReply, err: OAuthError): FastifyReply {
 export async function authRoutes(app: FastifyInstance, { auth }: AuthRoutesOptions): Promise<void> {
   const discovery = smartConfiguration(auth);
   for (const url of ['/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration']) {
-    app.get(url, { schema: { tags: ['auth'], summary: 'SMART configuration (discovery)', hide: url.startsWith('/fhir') } }, async (_req, reply) =>
+    app.get(url, { schema: { tags: ['auth'], summary: 'SMART configuration (discovery)', security: [], hide: url.startsWith('/fhir') } }, async (_req, reply) =>
       reply.header('cache-control', 'public, max-age=300').type('application/json').send(JSON.stringify(discovery)),
     );
   }
 
-  app.get('/auth/jwks', { schema: { tags: ['auth'], summary: "Fascia's public signing keys (JWKS)" } }, async (_req, reply) =>
+  app.get('/auth/jwks', { schema: { tags: ['auth'], summary: "Fascia's public signing keys (JWKS)", security: [] } }, async (_req, reply) =>
     reply.header('cache-control', 'public, max-age=60').type('application/jwk-set+json').send(JSON.stringify(await auth.keys.jwks())),
   );
 
@@ -58,13 +59,15 @@ export async function authRoutes(app: FastifyInstance, { auth }: AuthRoutesOptio
     token.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
     token.setErrorHandler((err: FastifyError, req, reply) => {
       if (err instanceof OAuthError) return sendOAuth(reply, err);
-      if ((err.statusCode ?? 500) < 500) return sendOAuth(reply, new OAuthError(400, 'invalid_request', `The request must be an ${FORM} form`));
+      // A body the parsers refused (not a form, empty or malformed JSON…) is the client's fault.
+      const status = err.statusCode ?? (err instanceof FhirError ? err.status : undefined) ?? (String(err.code ?? '').startsWith('FST_ERR_CTP') ? 400 : 500);
+      if (status < 500) return sendOAuth(reply, new OAuthError(400, 'invalid_request', `The request must be an ${FORM} form`));
       req.log.error({ err }, 'token request failed');
       return reply.code(500).type('application/json').send(JSON.stringify({ error: 'server_error', error_description: 'The token could not be issued' }));
     });
     token.post(
       '/auth/token',
-      { schema: { tags: ['auth'], summary: 'Access token (SMART Backend Services: client_credentials with private_key_jwt)', consumes: [FORM] } },
+      { schema: { tags: ['auth'], summary: 'Access token (SMART Backend Services: client_credentials with private_key_jwt)', consumes: [FORM], security: [] } },
       async (req, reply) => {
         if (typeof req.body !== 'string' || !(req.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)) {
           throw new OAuthError(400, 'invalid_request', `The request must be an ${FORM} form`);

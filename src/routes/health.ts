@@ -23,10 +23,10 @@ function shippedMigrations(): number {
  */
 export async function healthRoutes(app: FastifyInstance, { database }: { database?: Database }): Promise<void> {
   const expected = shippedMigrations();
-  app.get('/healthz', { schema: { tags: ['Health'], summary: 'Liveness', response: { 200: status } } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { tags: ['Health'], summary: 'Liveness', security: [], response: { 200: status } } }, async () => ({ status: 'ok' }));
   app.get(
     '/readyz',
-    { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied', response: { 200: status, 503: status } } },
+    { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied', security: [], response: { 200: status, 503: status } } },
     async (_req, reply) => {
       // Shutting down (src/server.ts): not ready, so load balancers stop sending new work.
       if (app.draining) return reply.code(503).send({ status: 'unavailable', reason: 'shutting down' });

@@ -65,4 +65,17 @@ t.test('granted = asked ∩ allowed, never wider than asked', async (t) => {
   t.equal(intersectScopes('system/Observation.rs?category=survey', 'system/*.rs'), 'system/Observation.rs?category=survey');
   t.equal(intersectScopes('system/Observation.rs', 'system/Observation.rs?category=survey'), 'system/Observation.rs?category=survey', 'a granular allowance stays granular');
   t.equal(intersectScopes('openid system/Patient.r', 'system/*.cruds'), 'system/Patient.r');
+  t.equal(intersectScopes('system/*.cruds', 'system/Observation.cruds system/Patient.rs'), 'system/Observation.cruds system/Patient.rs', 'a wildcard ask narrows to each allowed type');
+});
+
+t.test('AuditEvent: only a scope naming it reads it, and no scope writes it', async (t) => {
+  for (const scope of ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.*', 'patient/*.rs']) {
+    for (const i of ['read', 'search', 'create', 'update', 'delete'] as const) t.same(allowed(parseScopes(scope), 'AuditEvent', i), { kind: 'none' }, `${scope} ${i}`);
+  }
+  for (const scope of ['system/AuditEvent.rs', 'system/AuditEvent.cruds', 'system/AuditEvent.read']) {
+    t.same(allowed(parseScopes(scope), 'AuditEvent', 'read'), { kind: 'all' }, `${scope} reads`);
+    t.same(allowed(parseScopes(scope), 'AuditEvent', 'search'), { kind: 'all' }, `${scope} searches`);
+    for (const i of ['create', 'update', 'delete'] as const) t.same(allowed(parseScopes(scope), 'AuditEvent', i), { kind: 'none' }, `${scope} ${i}: the server writes AuditEvents itself`);
+  }
+  t.same(allowed(parseScopes('system/*.rs'), 'Patient', 'read'), { kind: 'all' }, 'other types are still covered by *');
 });

@@ -44,14 +44,14 @@ async function freePort(): Promise<number> {
  * The app on a fresh database, listening on a real port, with BASE_URL set to that
  * address so that the OpenAPI document's server, and so Swagger UI's Execute, points at it.
  */
-export async function listeningApp(t: TestContext): Promise<{ app: FastifyInstance; base: string }> {
+export async function listeningApp(t: TestContext): Promise<{ app: FastifyInstance; base: string; token?: string }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const { app } = await buildTestApp(t, { config: { baseUrl: base } });
+    const { app, token } = await buildTestApp(t, { config: { baseUrl: base } });
     try {
       await app.listen({ port, host: '127.0.0.1' });
-      return { app, base };
+      return { app, base, token };
     } catch (err) {
       // Someone took the port between the probe and the listen: try another.
       if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw err;

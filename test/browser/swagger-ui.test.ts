@@ -31,7 +31,7 @@ t.test('Swagger UI at /docs: every operation expands fast and Execute shows the 
     t.fail(`${missing}: .ci/run installs Chromium before the tests`);
     return;
   }
-  const { app, base } = await listeningApp(t);
+  const { app, base, token } = await listeningApp(t);
   const post = async (url: string, body: object) => {
     const res = await app.inject({ method: 'POST', url, headers: { 'content-type': FHIR }, payload: JSON.stringify(body) });
     t.equal(res.statusCode, 201, `setup: POST ${url}`);
@@ -52,6 +52,14 @@ t.test('Swagger UI at /docs: every operation expands fast and Execute shows the 
   const tags = await page.locator('.opblock-tag-section .opblock-tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
   t.same(tags.slice(0, 4), ['Procedure', 'Observation', 'Patient', 'Condition'], 'sessions, measurements, patients and conditions come first');
   await page.screenshot({ path: '/tmp/fascia-docs.png' });
+
+  // AUTH is on: an integrator pastes a token under Authorize, and every Execute carries it.
+  t.ok(token, 'the app requires a token (AUTH on)');
+  await page.locator('.auth-wrapper .btn.authorize').click();
+  const bearer = page.locator('.modal-ux .auth-container').filter({ hasText: 'bearer' }).first();
+  await bearer.locator('input').first().fill(token ?? '');
+  await bearer.locator('.btn.modal-btn.auth.authorize').click();
+  await page.locator('.modal-ux .btn-done').first().click();
 
   const steps: Step[] = [
     { method: 'GET', path: '/fhir/metadata', status: 200 },

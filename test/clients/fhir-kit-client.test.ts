@@ -25,11 +25,12 @@ async function freePort(): Promise<number> {
 
 const port = await freePort();
 const baseUrl = `http://127.0.0.1:${port}`;
-const { app } = await buildTestApp(t, { config: { baseUrl } });
+// AUTH is on: the client sends the admin token the helper made, as an integrator would send theirs.
+const { app, token } = await buildTestApp(t, { config: { baseUrl } });
 await app.listen({ port, host: '127.0.0.1' });
 
 const FHIR_BASE = `${baseUrl}/fhir`;
-const client = new Client({ baseUrl: FHIR_BASE });
+const client = new Client({ baseUrl: FHIR_BASE, bearerToken: token });
 
 /** The HTTP status and headers behind a value the client returned. */
 function http(result: FhirResource): Response {

@@ -28,13 +28,16 @@ interface Answer {
 
 type Json = Record<string, any>;
 
+/** The admin token the app was built with (AUTH is on); every request carries it. */
+let token: string | undefined;
+
 /** Sends one request over HTTP; a hang past 15 s or a socket error is status 0. */
 async function send(base: string, method: string, path: string, body?: Json): Promise<Omit<Answer, 'op' | 'key'>> {
   const startedAt = Date.now();
   try {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: body ? { 'content-type': 'application/fhir+json' } : {},
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/fhir+json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
       signal: AbortSignal.timeout(15_000),
     });
@@ -121,7 +124,9 @@ t.test('Postgres stopped under load, then started again', { skip: clusterUnavail
 
   const cluster = await startCluster(t);
   const database = await clusterDatabase(t, cluster, { max: 5, waitMs: 2_000 });
-  const { app } = await buildTestApp(t, { database });
+  const built = await buildTestApp(t, { database });
+  const { app } = built;
+  token = built.token;
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
   const all: Answer[] = [];
 
@@ -208,7 +213,7 @@ async function checkStored(t: Test, cluster: Cluster, pool: pg.Pool, answers: An
   const sample = writes.filter((a) => a.op === 'create' && stored.has(`urn:fault:create|${a.key}`));
   const unfindable: string[] = [];
   for (const a of sample) {
-    const res = await fetch(`${base}/fhir/Patient?identifier=${encodeURIComponent(`urn:fault:create|${a.key}`)}`);
+    const res = await fetch(`${base}/fhir/Patient?identifier=${encodeURIComponent(`urn:fault:create|${a.key}`)}`, { headers: { authorization: `Bearer ${token}` } });
     const bundle = (await res.json()) as Json;
     if (bundle.entry?.length !== 1) unfindable.push(a.key);
   }

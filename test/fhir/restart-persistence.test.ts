@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { runMigrations } from '../../src/db/migrate.js';
-import { fhirHeaders, patient, testConfig, usingExternalDatabase } from '../helper.js';
+import { authorizeTestApp, fhirHeaders, patient, testConfig, usingExternalDatabase } from '../helper.js';
 import { checkAnswers } from '../schema-check.js';
 
 const NAME = 'embedded database: a Patient survives closing and reopening the same DATA_DIR';
@@ -23,6 +23,7 @@ async function start(dataDir: string): Promise<{ app: FastifyInstance; database:
     const app = await buildApp({ config: testConfig({ dataDir }), database, logger: false });
     checkAnswers(app, t);
     await app.ready();
+    await authorizeTestApp(app);
     return { app, database };
   } catch (err) {
     await database.close();

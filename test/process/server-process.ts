@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { openDatabase, type Database } from '../../src/db/client.js';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { createAuth } from '../../src/auth/tokens.js';
+import { openDatabase, openPool, type Database } from '../../src/db/client.js';
+import * as schema from '../../src/db/schema.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -249,7 +252,10 @@ export async function startServer(t: Teardown, store: Store, via: 'node' | 'npm'
   const ready = async () => {
     for (let i = 0; i < 600 && !done; i++) {
       try {
-        if ((await request(port, 'GET', '/readyz', undefined, { agent: false })).status === 200) return;
+        if ((await request(port, 'GET', '/readyz', undefined, { agent: false })).status === 200) {
+          if (env.AUTH !== 'off') await mintToken(store, port);
+          return;
+        }
       } catch {
         // not listening yet
       }
@@ -276,6 +282,24 @@ export interface Answer {
   body: string;
 }
 
+/**
+ * AUTH is on in these servers as everywhere: each gets an admin token, made the way
+ * `npm run cli -- token` makes one (the operator client, Fascia's signing key in the
+ * server's database), and every request below carries it.
+ */
+const tokens = new Map<number, string>();
+const bearer = (port: number): Record<string, string> => (tokens.has(port) ? { authorization: `Bearer ${tokens.get(port)}` } : {});
+
+async function mintToken(store: Store, port: number): Promise<void> {
+  const pool = openPool(store.liveUrl(), 1);
+  try {
+    const auth = createAuth(drizzle(pool, { schema }), { baseUrl: `http://localhost:${port}`, authTokenTtl: 600, authIssuer: undefined, authJwksUrl: undefined, authClientSecrets: false });
+    tokens.set(port, (await auth.operatorToken('system/*.cruds')).access_token);
+  } finally {
+    await pool.end();
+  }
+}
+
 /** One HTTP request; rejects with the socket error (ECONNRESET, ECONNREFUSED…) if there is no answer. */
 export function request(
   port: number,
@@ -293,7 +317,10 @@ export function request(
         method,
         path: urlPath,
         agent,
-        headers: payload === undefined ? {} : { 'content-type': 'application/fhir+json', 'content-length': Buffer.byteLength(payload) },
+        headers: {
+          ...bearer(port),
+          ...(payload === undefined ? {} : { 'content-type': 'application/fhir+json', 'content-length': Buffer.byteLength(payload) }),
+        },
       },
       (res) => {
         let text = '';
@@ -319,7 +346,7 @@ export function heldRequest(port: number, method: string, urlPath: string, body:
   let release!: () => void;
   const answer = new Promise<Answer>((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method, path: urlPath, agent, headers: { 'content-type': 'application/fhir+json', 'content-length': payload.length } },
+      { host: '127.0.0.1', port, method, path: urlPath, agent, headers: { ...bearer(port), 'content-type': 'application/fhir+json', 'content-length': payload.length } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

@@ -7,7 +7,7 @@ import t from 'tap';
 import { buildTestApp, patient } from '../helper.js';
 import { inParallel, type Json } from '../support.js';
 
-const { app } = await buildTestApp(t);
+const { app, token } = await buildTestApp(t);
 const address = await app.listen({ port: 0, host: '127.0.0.1' });
 
 interface Answer {
@@ -19,7 +19,8 @@ interface Answer {
 async function send(method: string, path: string, body?: Json, headers: Record<string, string> = {}): Promise<Answer> {
   const res = await fetch(`${address}${path}`, {
     method,
-    headers: body ? { 'content-type': 'application/fhir+json', ...headers } : headers,
+    // AUTH is on: real HTTP carries the admin token buildTestApp made.
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/fhir+json' } : {}), ...headers },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();

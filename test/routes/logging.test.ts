@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
-import { fhirHeaders, testConfig, testDatabase } from '../helper.js';
+import { authorizeTestApp, fhirHeaders, testConfig, testDatabase } from '../helper.js';
 import { checkAnswers } from '../schema-check.js';
 
 // Logs carry a request id on every request line and never a name, a search value,
@@ -11,6 +11,7 @@ t.test('log lines: request id, no PHI, no token', async (t) => {
   const app = await buildApp({ config: testConfig({ logLevel: 'info' }), database, logStream: { write: (l) => void lines.push(l) } });
   checkAnswers(app, t);
   t.teardown(() => app.close());
+  await authorizeTestApp(app);
   const secret = 'Bearer eyJhbGciOiJSUzM4NCJ9.secret-token';
   await app.inject({
     method: 'POST',
@@ -37,6 +38,7 @@ t.test('a 500 from the database logs what failed, not the data', async (t) => {
   const app = await buildApp({ config: testConfig({ logLevel: 'info' }), database, logStream: { write: (l) => void lines.push(l) } });
   checkAnswers(app, t);
   t.teardown(() => app.close());
+  await authorizeTestApp(app);
   await app.ready();
   const name = 'Vandermeulenqx';
   const given = 'Ottilienne';

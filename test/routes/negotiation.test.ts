@@ -7,7 +7,7 @@ import t from 'tap';
 import { buildTestApp, fhirHeaders, patient } from '../helper.js';
 import { FHIR_CONTENT_TYPE, create, put } from '../support.js';
 
-const { app } = await buildTestApp(t);
+const { app, token } = await buildTestApp(t);
 const PLAIN_JSON = /^application\/json\s*(;|$)/;
 
 t.test('response media type follows Accept', async (t) => {
@@ -154,9 +154,11 @@ t.test('If-None-Match on read: the current ETag → 304, an older one → 200', 
 t.test('over a real HTTP connection: negotiation, writes and conditional read', async (t) => {
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/);
+  // AUTH is on: every request on the wire carries the admin token.
+  const bearer = { authorization: `Bearer ${token}` };
   const created = await fetch(`${address}/fhir/Observation`, {
     method: 'POST',
-    headers: { 'content-type': 'application/fhir+json; fhirVersion=4.0', accept: 'application/fhir+json' },
+    headers: { ...bearer, 'content-type': 'application/fhir+json; fhirVersion=4.0', accept: 'application/fhir+json' },
     body: '{"resourceType":"Observation","status":"final","code":{"text":"pain"},"valueQuantity":{"value":3.50}}',
   });
   t.equal(created.status, 201);
@@ -167,29 +169,29 @@ t.test('over a real HTTP connection: negotiation, writes and conditional read', 
   t.match(location, /^http:\/\/fascia\.test\/fhir\/Observation\/[^/]+\/_history\/1$/);
   const { id } = (await created.json()) as { id: string };
 
-  const read = await fetch(`${address}/fhir/Observation/${id}`, { headers: { accept: 'application/json' } });
+  const read = await fetch(`${address}/fhir/Observation/${id}`, { headers: { ...bearer, accept: 'application/json' } });
   t.equal(read.status, 200);
   t.match(read.headers.get('content-type'), PLAIN_JSON);
   t.match(await read.text(), /"value":3\.50[,}]/, 'decimal text survives the wire');
 
-  const notModified = await fetch(`${address}/fhir/Observation/${id}`, { headers: { 'if-none-match': 'W/"1"' } });
+  const notModified = await fetch(`${address}/fhir/Observation/${id}`, { headers: { ...bearer, 'if-none-match': 'W/"1"' } });
   t.equal(notModified.status, 304);
 
-  const xml = await fetch(`${address}/fhir/Observation/${id}`, { headers: { accept: 'application/fhir+xml' } });
+  const xml = await fetch(`${address}/fhir/Observation/${id}`, { headers: { ...bearer, accept: 'application/fhir+xml' } });
   t.equal(xml.status, 406);
   t.match(xml.headers.get('content-type'), FHIR_CONTENT_TYPE);
   t.equal(((await xml.json()) as { resourceType: string }).resourceType, 'OperationOutcome');
 
   const minimal = await fetch(`${address}/fhir/Observation/${id}`, {
     method: 'PUT',
-    headers: { 'content-type': 'application/fhir+json', prefer: 'return=minimal', 'if-match': 'W/"1"' },
+    headers: { ...bearer, 'content-type': 'application/fhir+json', prefer: 'return=minimal', 'if-match': 'W/"1"' },
     body: JSON.stringify({ resourceType: 'Observation', id, status: 'amended', code: { text: 'pain' } }),
   });
   t.equal(minimal.status, 200);
   t.equal(await minimal.text(), '');
   t.equal(minimal.headers.get('etag'), 'W/"2"');
 
-  const wrong = await fetch(`${address}/fhir/Observation/${id}`, { method: 'POST' });
+  const wrong = await fetch(`${address}/fhir/Observation/${id}`, { method: 'POST', headers: bearer });
   t.equal(wrong.status, 405);
   t.ok(wrong.headers.get('allow'), 'Allow header on the wire');
   await wrong.arrayBuffer();

@@ -29,6 +29,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       schema: {
         tags: ['System'],
         summary: 'CapabilityStatement: what this server supports',
+        // Readable without a token (SMART: clients discover the token URL here).
+        security: [],
         produces: PRODUCES,
         querystring: formatQuery,
         response: { 200: { $ref: 'CapabilityStatement#' }, 406: errorResponses[406] },
