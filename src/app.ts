@@ -14,6 +14,7 @@ import { fhirSchemas, validationSchemas } from './openapi/fhir-schemas.js';
 import { createAuth, type Auth } from './auth/tokens.js';
 import { accessControl } from './routes/access.js';
 import { authRoutes } from './routes/auth.js';
+import { edges } from './routes/edges.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
@@ -60,10 +61,16 @@ const logSerializers = {
   err: loggableError as (err: Error) => { type: string; message: string; stack: string },
 };
 
+/** A second line of defence: should a header or a token form ever reach a log line, its secrets are censored. */
+const logRedact = {
+  paths: ['req.headers.authorization', '*.headers.authorization', 'headers.authorization', 'client_assertion', 'access_token', '*.client_assertion', '*.access_token'],
+  censor: '[redacted]',
+};
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, database, logger, logStream } = options;
   const app = Fastify({
-    logger: logger ?? { level: config.logLevel, serializers: logSerializers, ...(logStream ? { stream: logStream } : {}) },
+    logger: logger ?? { level: config.logLevel, serializers: logSerializers, redact: logRedact, ...(logStream ? { stream: logStream } : {}) },
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -121,6 +128,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Not a child plugin: its hook and decorators must reach every route.
   const auth = options.auth ?? (database && config.auth === 'on' ? createAuth(database.db, config) : undefined);
   app.decorate('auth', auth);
+  // Before accessControl, so a CORS preflight (no token) is answered; the rate limit is a route hook, run after it.
+  await edges(app, { pool: database?.pool });
   await accessControl(app, { verifier: auth });
 
   await registerDocs(app);

@@ -30,6 +30,10 @@ export interface Config {
   authTokenTtl: number;
   /** Whether clients may authenticate with client_secret_basic (besides private_key_jwt). */
   authClientSecrets: boolean;
+  /** Requests per minute per client (per IP without a token), counted in Postgres so replicas share them; 0 turns limiting off. */
+  rateLimit: number;
+  /** Origins a browser may call from (CORS); empty → CORS off. */
+  corsOrigins: string[];
 }
 
 interface RawEnv {
@@ -49,6 +53,8 @@ interface RawEnv {
   AUTH_JWKS_URL?: string;
   AUTH_TOKEN_TTL: number;
   AUTH_CLIENT_SECRETS: 'on' | 'off';
+  RATE_LIMIT: number;
+  CORS_ORIGINS?: string;
   NODE_ENV?: string;
 }
 
@@ -77,6 +83,8 @@ const schema = {
     AUTH_JWKS_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
     AUTH_TOKEN_TTL: { type: 'integer', minimum: 10, maximum: 86_400, default: 300 },
     AUTH_CLIENT_SECRETS: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    RATE_LIMIT: { type: 'integer', minimum: 0, default: 6000 },
+    CORS_ORIGINS: { type: 'string', pattern: '^\\s*(https?://[^\\s,]+\\s*(,\\s*https?://[^\\s,]+\\s*)*)?$' },
     NODE_ENV: { type: 'string' },
   },
 } as const;
@@ -114,5 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authJwksUrl: raw.AUTH_JWKS_URL || undefined,
     authTokenTtl: raw.AUTH_TOKEN_TTL,
     authClientSecrets: raw.AUTH_CLIENT_SECRETS === 'on',
+    rateLimit: raw.RATE_LIMIT,
+    // A browser's Origin has no trailing slash, so one left in the list would never match.
+    corsOrigins: (raw.CORS_ORIGINS ?? '').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
   };
 }

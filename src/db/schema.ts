@@ -243,3 +243,18 @@ export const authJti = pgTable(
   },
   (t) => [primaryKey({ columns: [t.clientId, t.jti] }), index('auth_jti_expires_idx').on(t.expiresAt)],
 );
+
+/**
+ * Request counters of the rate limiter (src/routes/edges.ts), one row per client (or IP)
+ * per fixed window, shared by every replica. UNLOGGED (set in the migration): counters
+ * need no WAL flush per request and may be lost in a crash. Past windows are deleted.
+ */
+export const rateLimits = pgTable(
+  'rate_limits',
+  {
+    key: text('key').notNull(),
+    windowStart: timestamp('window_start', { withTimezone: true, precision: 3 }).notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.windowStart] })],
+);
