@@ -1,7 +1,7 @@
 import { transactionBundle, generatePatient, prng, type SeedResource } from '../src/domain/seed.js';
 import { indexResource } from '../src/fhir/search/indexer.js';
 import { validateResource } from '../src/fhir/validation.js';
-import { ensureDatabase, startServer } from './lib.js';
+import { ensureDatabase, startServer, authHeaders } from './lib.js';
 
 export interface IngestFigures {
   entries: number;
@@ -49,7 +49,7 @@ async function ingest(url: string, entries: number, bundles: number, concurrency
 }
 
 async function post(base: string, body: string): Promise<void> {
-  const res = await fetch(`${base}/fhir`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body });
+  const res = await fetch(`${base}/fhir`, { method: 'POST', headers: { ...authHeaders(), 'content-type': 'application/fhir+json' }, body });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`transaction → ${res.status}: ${text.slice(0, 500)}`);
 }

@@ -1,5 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
+import { createAuth } from '../src/auth/tokens.js';
+import { openPool } from '../src/db/client.js';
+import * as schema from '../src/db/schema.js';
+
+/** AUTH is on in the benchmarked server: every request carries an admin token, made as `npm run cli -- token` makes one. */
+let bearer: Record<string, string> = {};
+export const authHeaders = (): Record<string, string> => ({ ...bearer });
+
+async function adminToken(url: string, baseUrl: string): Promise<string> {
+  const pool = openPool(url, 1);
+  try {
+    const auth = createAuth(drizzle(pool, { schema }), { baseUrl, authTokenTtl: 86_400, authIssuer: undefined, authJwksUrl: undefined, authClientSecrets: false });
+    return (await auth.operatorToken('system/*.cruds')).access_token;
+  } finally {
+    await pool.end();
+  }
+}
 
 export interface Figures {
   n: number;
@@ -23,11 +41,11 @@ export async function ensureDatabase(url: string, fresh = false): Promise<void> 
 }
 
 /** Starts `node dist/server.js` on DATABASE_URL=url and waits until /readyz answers. */
-export async function startServer(url: string): Promise<{ base: string; process: ChildProcess; stop(): Promise<void> }> {
+export async function startServer(url: string, env: Record<string, string> = {}): Promise<{ base: string; process: ChildProcess; stop(): Promise<void> }> {
   const port = 18_000 + Math.floor(Math.random() * 1000);
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, ['dist/server.js'], {
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', BASE_URL: base, LOG_LEVEL: 'warn', DB_POOL_SIZE: '16', BODY_LIMIT: String(200 * 2 ** 20) },
+    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', BASE_URL: base, LOG_LEVEL: 'warn', DB_POOL_SIZE: '16', BODY_LIMIT: String(200 * 2 ** 20), ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   for (let i = 0; ; i++) {
@@ -39,6 +57,7 @@ export async function startServer(url: string): Promise<{ base: string; process:
     if (i > 150) throw new Error('server did not start');
     await new Promise((r) => setTimeout(r, 200));
   }
+  bearer = { authorization: `Bearer ${await adminToken(url, base)}` };
   return {
     base,
     process: child,
@@ -62,7 +81,7 @@ export async function load(base: string, makePath: (i: number) => string, total:
       while (next < total) {
         const i = next++;
         const t = performance.now();
-        const res = await fetch(base + makePath(i));
+        const res = await fetch(base + makePath(i), { headers: authHeaders() });
         await res.arrayBuffer();
         if (res.status !== 200) throw new Error(`${makePath(i)} → ${res.status}`);
         latencies.push(performance.now() - t);

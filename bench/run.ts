@@ -21,7 +21,7 @@ import { pageQuery } from '../src/fhir/search/engine.js';
 import { parseSearchRequest } from '../src/fhir/search/request.js';
 import { loadDefinitions } from '../src/fhir/validation.js';
 import { cpuPerResource, ingestBenchmarks } from './ingest.js';
-import { ensureDatabase, figuresRow, load, ms, startServer, type Figures } from './lib.js';
+import { authHeaders, ensureDatabase, figuresRow, load, ms, startServer, type Figures } from './lib.js';
 import { soak } from './soak.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_bench';
@@ -81,7 +81,7 @@ if (!only || only === 'search') {
   const walk = async (first: string, pages: number) => {
     let path = first;
     for (let i = 1; i < pages; i++) {
-      const bundle = (await (await fetch(server.base + path)).json()) as { link: { relation: string; url: string }[] };
+      const bundle = (await (await fetch(server.base + path, { headers: authHeaders() })).json()) as { link: { relation: string; url: string }[] };
       const next = bundle.link.find((l) => l.relation === 'next');
       if (!next) throw new Error(`no next link on page ${i}`);
       path = next.url.slice(server.base.length);

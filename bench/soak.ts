@@ -5,7 +5,7 @@
  * process through one keep-alive agent with a connection per virtual client.
  */
 import http from 'node:http';
-import { ensureDatabase, startServer } from './lib.js';
+import { authHeaders, ensureDatabase, startServer } from './lib.js';
 
 /** One HTTP request on a keep-alive agent: status and body text. */
 function send(agent: http.Agent, url: string, init: { method?: string; body?: string; headers?: Record<string, string> }): Promise<{ status: number; text: string }> {
@@ -35,7 +35,9 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 
 export async function soak(url: string, connections: number, seconds: number): Promise<SoakFigures> {
   await ensureDatabase(url, true);
-  const server = await startServer(url);
+  // One client sends everything here, so the per-client rate limit is off for the soak.
+  const server = await startServer(url, { RATE_LIMIT: '0' });
+
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const latencies: Record<string, number[]> = { create: [], read: [], search: [], history: [] };
   const unexpected: Record<string, number> = {};
@@ -43,12 +45,13 @@ export async function soak(url: string, connections: number, seconds: number): P
   let serverErrors = 0;
   const patients: string[] = [];
   const observations: string[] = [];
-  const json = { 'content-type': 'application/fhir+json' };
+  const bearer = authHeaders();
+  const json = { ...bearer, 'content-type': 'application/fhir+json' };
 
   const call = async (kind: string, path: string, init: { method?: string; body?: string; headers?: Record<string, string> }, expect: number) => {
     const t = performance.now();
     try {
-      const res = await send(agent, server.base + path, init);
+      const res = await send(agent, server.base + path, { ...init, headers: { ...bearer, ...init.headers } });
       const text = res.text;
       latencies[kind]!.push(performance.now() - t);
       if (res.status >= 500) serverErrors++;

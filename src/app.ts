@@ -7,6 +7,7 @@ import { loggableError } from './db/errors.js';
 import { issue, outcome } from './fhir/outcome.js';
 import { definitions } from './domain/definitions.js';
 import { domainHooks } from './domain/hooks.js';
+import { auditTrail, withAudit } from './audit/audit.js';
 import { Repository } from './fhir/repository.js';
 import { loadDefinitions } from './fhir/validation.js';
 import { registerDocs } from './openapi/docs.js';
@@ -98,7 +99,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (app.draining) reply.header('connection', 'close');
     done(null, payload);
   });
-  app.decorate('repo', database ? new Repository(database.db, config.baseUrl, domainHooks) : (undefined as unknown as Repository));
+  app.decorate('repo', database ? new Repository(database.db, config.baseUrl, withAudit(domainHooks)) : (undefined as unknown as Repository));
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);
 
@@ -131,6 +132,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Before accessControl, so a CORS preflight (no token) is answered; the rate limit is a route hook, run after it.
   await edges(app, { pool: database?.pool });
   await accessControl(app, { verifier: auth });
+  // After access control, so the audit knows the client; every /fhir request but metadata writes an AuditEvent.
+  auditTrail(app);
 
   await registerDocs(app);
 

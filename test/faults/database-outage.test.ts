@@ -171,7 +171,9 @@ t.test('Postgres stopped under load, then started again', { skip: clusterUnavail
       all.push({ op: 'create', key: `${mode}-after`, ...again });
       const id = String((JSON.parse(again.body) as Json).id);
       t.equal((await send(base, 'GET', `/fhir/Patient/${id}`)).status, 200, 'and reads again');
-      // A client lost in the outage and never released would hold a pool slot for good.
+      // A client lost in the outage and never released would hold a pool slot for good. The
+      // read's AuditEvent is written after its answer, so give that write a moment to finish.
+      for (let i = 0; i < 50 && database.pool.totalCount - database.pool.idleCount > 0; i++) await new Promise((r) => setTimeout(r, 100));
       const checkedOut = database.pool.totalCount - database.pool.idleCount;
       t.equal(checkedOut, 0, `no pool client is left checked out (total ${database.pool.totalCount}, idle ${database.pool.idleCount})`);
     });
