@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -19,6 +19,7 @@ export const connectionFilePath = (dataDir: string) => path.resolve(dataDir, 'fa
 
 export function writeConnectionFile(dataDir: string, info: ConnectionInfo): void {
   const file = connectionFilePath(dataDir);
+  mkdirSync(path.dirname(file), { recursive: true });
   const staging = `${file}.${process.pid}.tmp`;
   writeFileSync(staging, `${JSON.stringify(info)}\n`, { mode: 0o600 });
   renameSync(staging, file);

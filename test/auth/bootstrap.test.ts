@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import { startAuth } from '../../src/auth/bootstrap.js';
 import { createAuth } from '../../src/auth/tokens.js';
@@ -27,7 +30,10 @@ t.test('AUTH config: on by default, off refused in production', async (t) => {
 
 t.test('first start prints a token once; AUTH=off warns at every start', async (t) => {
   const database = await testDatabase(t);
-  const config = { ...loadConfig({}), baseUrl: BASE };
+  // Its own DATA_DIR: with the embedded database the connection file is written there, not in the checkout.
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'fascia-bootstrap-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const config = { ...loadConfig({}), baseUrl: BASE, dataDir };
   const warnings: string[] = [];
   const log = { info() {}, warn: (_o: unknown, msg: string) => warnings.push(msg) } as never;
   const printed: string[] = [];
