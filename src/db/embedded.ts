@@ -229,9 +229,6 @@ function run(file: string, args: string[], cwd: string, who: RunAs | undefined, 
   const lines: string[] = [];
   const child = spawn(file, args, {
     cwd,
-    // Its own process group: a Ctrl-C to the terminal reaches Fascia, which drains and
-    // then stops Postgres, not Postgres first under the requests still in flight.
-    detached: true,
     ...(who && { uid: who.uid, gid: who.gid }),
     env: { ...process.env, LC_MESSAGES: 'C' },
     stdio: ['ignore', 'pipe', 'pipe', ...(extraFd === undefined ? [] : [extraFd])],
