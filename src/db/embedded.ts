@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
-  chmodSync, chownSync, closeSync, cpSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync,
+  existsSync, chmodSync, chownSync, closeSync, cpSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync,
   realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -221,14 +221,23 @@ interface Child {
   ended: Promise<{ error?: NodeJS.ErrnoException; code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** util-linux's setpriv (Debian: always there), for a parent-death signal. */
+const SETPRIV = '/usr/bin/setpriv';
+
 /**
  * Spawns a Postgres program. Its 'error' event (e.g. EACCES when the binary cannot be
  * reached) is always handled: unhandled, it would kill Fascia with a stack trace.
  */
-function run(file: string, args: string[], cwd: string, who: RunAs | undefined, extraFd?: number): Child {
+function run(file: string, args: string[], cwd: string, who: RunAs | undefined, extraFd?: number, server = false): Child {
   const lines: string[] = [];
-  const child = spawn(file, args, {
+  // The server runs in its own process group, so a terminal's Ctrl-C reaches Fascia (which
+  // drains, then stops it) and not Postgres under the requests in flight; setpriv's
+  // parent-death signal stops it should Fascia be killed outright (SIGKILL), as the shared
+  // group did. Without setpriv it stays in Fascia's group.
+  const own = server && existsSync(SETPRIV);
+  const child = spawn(own ? SETPRIV : file, own ? ['--pdeathsig', 'SIGQUIT', '--', file, ...args] : args, {
     cwd,
+    detached: own,
     ...(who && { uid: who.uid, gid: who.gid }),
     env: { ...process.env, LC_MESSAGES: 'C' },
     stdio: ['ignore', 'pipe', 'pipe', ...(extraFd === undefined ? [] : [extraFd])],
@@ -295,7 +304,7 @@ async function postgres(bin: string, pgdata: string, databaseDir: string, who: R
     const child = run(bin, [
       '-D', pgdata, '-p', String(port),
       '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'lc_messages=C',
-    ], databaseDir, who);
+    ], databaseDir, who, undefined, true);
     let timer: NodeJS.Timeout | undefined;
     let seen: (() => void) | undefined;
     const outcome = await new Promise<'ready' | 'ended' | 'timeout'>((resolve) => {
