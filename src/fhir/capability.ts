@@ -96,7 +96,8 @@ export function capabilityStatement(
           `Search: GET [type]?… or POST [type]/_search; _count defaults to ${DEFAULT_COUNT} (at most ${MAX_COUNT}); ` +
           `_total defaults to ${DEFAULT_TOTAL} (the exact total is given anyway when every match fits on the first page); ` +
           'paging by opaque keyset cursor (next and previous links); unknown parameters are ignored unless Prefer: handling=strict. ' +
-          'Not supported: chained parameters, _has, _text, _content, :above/:below/:in/:not-in on tokens. ' +
+          'Token modifiers :in and :not-in take a ValueSet Fascia serves (its canonical URL or ValueSet/[id]); :below and :above on tokens follow ICD-10-CM by its prefix hierarchy (any case, with or without the dot, as screening) and Fascia\'s own CodeSystems (flat: a code is below only itself); other systems → 400. ' +
+          'Not supported: chained parameters, _has, _text, _content. ' +
           'PATCH: JSON Patch (application/json-patch+json), also as a Binary in Bundle entries; FHIRPath Patch is not supported yet. ' +
           'Conditional PATCH ([type]?criteria) is supported: 0 matches → 404, 1 → patched, more → 412.',
         resource,

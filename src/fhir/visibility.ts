@@ -44,6 +44,9 @@ function storedParams(type: string, params: string[]): string[] {
   return [...new Set(params.flatMap((p) => searchParam(type, p)?.storedAs?.params ?? [p]))];
 }
 
+/** The search_reference params whose rows targeting a Patient put a resource of `type` in that patient's compartment ($everything). */
+export const compartmentReferenceParams = (type: string): string[] => storedParams(type, patientCompartmentParams(type));
+
 /**
  * The SQL condition on `r` (a row of `resources` of `type`) that `access` allows, or
  * undefined when it allows everything. `baseUrl` resolves absolute references in

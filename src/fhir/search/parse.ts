@@ -1,5 +1,6 @@
 import { parseDateRange, type DateRange } from '../dates.js';
 import { badRequest } from '../outcome.js';
+import { parseTerminologyValue, TERMINOLOGY_MODIFIERS } from './hierarchy.js';
 import { searchParam, type SearchParamDef } from './params.js';
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
@@ -122,6 +123,7 @@ function parseValue(def: SearchParamDef, name: string, text: string, modifier: s
     if (modifier === 'identifier') return parseToken(text);
     return { kind: 'token', system: undefined, code: unescape(text) };
   }
+  if (modifier && def.type === 'token' && TERMINOLOGY_MODIFIERS.has(modifier)) return parseTerminologyValue(name, modifier, unescape(text), parseToken(text), baseUrl);
   switch (def.type) {
     case 'token':
       return parseToken(text);
@@ -153,7 +155,7 @@ function parseValue(def: SearchParamDef, name: string, text: string, modifier: s
 }
 
 const MODIFIERS: Record<string, string[]> = {
-  token: ['not', 'text', 'missing', 'of-type'],
+  token: ['not', 'text', 'missing', 'of-type', ...TERMINOLOGY_MODIFIERS],
   string: ['exact', 'contains', 'missing'],
   reference: ['missing', 'identifier'],
   date: ['missing'],
@@ -183,6 +185,7 @@ export function parseFilter(type: string, name: string, raw: string, baseUrl: st
       throw badRequest(`Modifier :${modifier} is not supported on ${code} (${def.type})`, [name]);
     }
     if (modifier === 'of-type' && !/identifier/.test(def.code)) throw badRequest(`:of-type applies to identifier parameters only`, [name]);
+    if (def.code === '_id' && TERMINOLOGY_MODIFIERS.has(modifier)) throw badRequest(`:${modifier} does not apply to _id`, [name]);
   }
   if (modifier === 'missing') {
     if (raw !== 'true' && raw !== 'false') throw badRequest(`${name} must be true or false`, [name]);

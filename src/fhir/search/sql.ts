@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { INDEXED_CHARS } from '../../db/schema.js';
 import type { DateRange } from '../dates.js';
 import { normalizeString } from './indexer.js';
+import { TERMINOLOGY_MODIFIERS, terminologyMatch } from './hierarchy.js';
 import type { SearchParamDef } from './params.js';
 import type { DateValue, NumberValue, Prefix, SearchFilter, SearchValue, TokenValue } from './parse.js';
 
@@ -137,7 +138,7 @@ function valueMatch(f: SearchFilter, v: SearchValue): SQL {
   const { def, modifier } = f;
   switch (v.kind) {
     case 'token':
-      return tokenMatch(v);
+      return modifier && TERMINOLOGY_MODIFIERS.has(modifier) ? terminologyMatch(modifier, v) : tokenMatch(v);
     case 'string':
       if (modifier === 'text') return sql`i.text LIKE ${likePrefix(normalizeString(v.value))}`;
       if (def.type === 'uri') {
@@ -205,7 +206,7 @@ export function filterCondition(type: string, f: SearchFilter): SQL {
     sql`EXISTS (SELECT 1 FROM ${table} i WHERE i.resource_id = r.id AND i.resource_type = ${type} AND ${indexRows(f.def, f.modifier)} AND ${cond})`;
   if (f.missing !== undefined) return f.missing ? sql`NOT ${rows(sql`TRUE`)}` : rows(sql`TRUE`);
   const match = or(f.values.map((v) => valueMatch(f, v)));
-  if (f.modifier === 'not') return sql`NOT ${rows(match)}`;
+  if (f.modifier === 'not' || f.modifier === 'not-in') return sql`NOT ${rows(match)}`;
   return rows(match);
 }
 

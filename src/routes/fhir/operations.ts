@@ -14,6 +14,7 @@ import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schem
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 import { authorize } from '../access.js';
 import { authorizeOne } from './resources.js';
+import { terminologyRoutes } from './terminology.js';
 
 const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
 
@@ -31,7 +32,7 @@ function validateInput(body: ParsedJson, type: string): ParsedJson {
   return { plain: plain.parameter![i]!.resource, exact };
 }
 
-/** $validate, Procedure/$screen and Patient/$course-summary. */
+/** $validate, Procedure/$screen, Patient/$course-summary, and the terminology operations and Patient/$everything (terminology.ts). */
 export async function operationRoutes(app: FastifyInstance): Promise<void> {
   const { repo } = app;
 
@@ -192,4 +193,6 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       return sendFhir(req, reply, 200, summaryParameters(req.params.id, rows));
     },
   );
+
+  await terminologyRoutes(app);
 }

@@ -9,6 +9,7 @@ import { sendFhir } from './http.js';
 import { PRODUCES, errorResponses, formatQuery, historyQuery } from './schemas.js';
 
 import { ALL_METHODS } from './methods.js';
+import { terminologyOperations } from './terminology.js';
 
 /** metadata, system history, and the answer for types this server does not host. */
 export async function systemRoutes(app: FastifyInstance): Promise<void> {
@@ -17,7 +18,11 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
     capabilityStatement(app.config.baseUrl, new Date(), {
       profiles: { Procedure: [SESSION_PROFILE], Observation: [MEASUREMENT_PROFILE] },
       operations: {
-        Patient: [own('course-summary', "The patient's soft-tissue courses per technique and body site (Parameters)")],
+        Patient: [
+          own('course-summary', "The patient's soft-tissue courses per technique and body site (Parameters)"),
+          { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', documentation: 'The patient and their R4 Patient compartment (_type, _since, _count; keyset paging), within the caller’s scopes' },
+        ],
+        ...terminologyOperations(),
         Procedure: [own('screen', 'Contraindications of a proposed session found in the patient’s active Conditions')],
       },
     }, app.authTokenUrl ? { tokenUrl: app.authTokenUrl } : undefined),
