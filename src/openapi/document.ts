@@ -49,11 +49,19 @@ export const TAGS = [
     name: 'Patient',
     description:
       'The person treated. `GET /fhir/Patient/{id}/$course-summary` sums up their courses per technique and body site: sessions, cadence, ' +
-      'minutes, pain trajectory, skin responses and whether the course was paired with exercise.',
+      'minutes, pain trajectory, skin responses and whether the course was paired with exercise. ' +
+      '`GET /fhir/Patient/{id}/$everything` returns the patient and everything in their R4 Patient compartment, paged.',
   },
   {
     name: 'Condition',
     description: 'Indications (tendinopathy, fasciitis, epicondylitis…) and the contraindications screening looks for (ICD-10-CM categories, SNOMED CT codes).',
+  },
+  {
+    name: 'Terminology',
+    description:
+      "The R4 terminology operations over Fascia's own CodeSystems, ValueSets and ConceptMap: `$lookup`, `$validate-code`, `$subsumes` " +
+      '(also ICD-10-CM by its prefix hierarchy), `$expand` (filter, offset, count), ValueSet `$validate-code` (ICD-10-CM by category) and `$translate` ' +
+      '(technique → SNOMED CT 91251008, CPT 97140). The resources themselves are read and searched on the shared paths.',
   },
   {
     name: 'System',

@@ -184,7 +184,7 @@ export async function terminologyRoutes(app: FastifyInstance): Promise<void> {
       return sendFhir(req, reply, 200, op.run(input, instance));
     };
     const idParams = { type: 'object', properties: { id: ID }, required: ['id'] };
-    const common = { tags: [op.type], produces: PRODUCES, response };
+    const common = { tags: ['Terminology'], produces: PRODUCES, response };
     const base = `/fhir/${op.type}`;
     const instanceNote = ` Also at ${base}/{id}/$${op.name} on one of Fascia's own ${op.type}s (another stored ${op.type} → 422).`;
     app.get(`${base}/$${op.name}`, { schema: { ...common, summary: op.summary, description: op.description + instanceNote, querystring: { type: 'object', properties: op.query } } }, handler(false, 'GET'));
