@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: search latency and throughput on ≥1,000,000 Observations, and
- * transaction ingest rates, against a real Postgres over real HTTP; writes
- * bench/README.md.
+ * `npm run bench`: Fascia against the floor (bench/compare.ts), search latency and
+ * throughput on ≥1,000,000 Observations, transaction ingest rates and the soak, against a
+ * real Postgres over real HTTP; writes bench/README.md. BENCH_ONLY=floor,search,… runs
+ * only those sections (see SECTIONS below).
  *
  * BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/fascia_bench) is
  * created and seeded with `seedPatients` when it holds fewer Observations than
@@ -20,37 +21,35 @@ import { Repository } from '../src/fhir/repository.js';
 import { pageQuery } from '../src/fhir/search/engine.js';
 import { parseSearchRequest } from '../src/fhir/search/request.js';
 import { loadDefinitions } from '../src/fhir/validation.js';
+import { floorBenchmark, floorLines } from './compare.js';
 import { cpuPerResource, ingestBenchmarks } from './ingest.js';
-import { authHeaders, ensureDatabase, figuresRow, load, ms, startServer, type Figures } from './lib.js';
+import { authHeaders, ensureDatabase, figuresRow, load, ms, serverFacts, startServer, type Figures } from './lib.js';
 import { soak } from './soak.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_bench';
 const target = Number(process.env.BENCH_OBSERVATIONS ?? 1_000_000);
-const only = process.env.BENCH_ONLY; // 'search', 'ingest' or 'soak' to run one part (the others' figures are kept)
 const SOAK_CONNECTIONS = Number(process.env.BENCH_SOAK_CONNECTIONS ?? 200);
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
+const FLOOR_ROUNDS = Number(process.env.BENCH_FLOOR_ROUNDS ?? 3);
+const FLOOR_SECONDS = Number(process.env.BENCH_FLOOR_SECONDS ?? 5);
+const FLOOR_PATIENTS = Number(process.env.BENCH_FLOOR_PATIENTS ?? 300);
+const FLOOR_BIG = Number(process.env.BENCH_FLOOR_BIG ?? 2000);
 
-await ensureDatabase(url);
-loadDefinitions();
-const database = await openDatabase({ databaseUrl: url, dataDir: 'unused' });
-await runMigrations(database.pool);
-const count = async (type: string) =>
-  Number(((await database.db.execute(sql`SELECT count(*) AS n FROM resources WHERE resource_type = ${type} AND NOT deleted`)).rows[0] as { n: string }).n);
-const version = ((await database.db.execute(sql`SHOW server_version`)).rows[0] as { server_version: string }).server_version;
-const cpu = os.cpus();
-const machine = `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}; Node ${process.version}; PostgreSQL ${version} (same machine)`;
-const lines = [
-  '# Benchmarks',
-  '',
-  'Written by `npm run bench` (bench/run.ts); do not edit by hand. Figures are from the last run.',
-  '',
-  `- **When:** ${new Date().toISOString()}${only ? ` (\`BENCH_ONLY=${only}\`: only that part was measured; the other sections are kept from earlier runs)` : ''}`,
-  `- **Machine:** ${machine}`,
-  '- **How:** the server runs as `node dist/server.js` against the Postgres above; the load comes from the bench process on the same machine over HTTP. Times are wall clock per request, in ms.',
-  '',
-];
+/** Search latency, throughput and keyset paging on the big database (seeded first when it holds fewer than BENCH_OBSERVATIONS). */
+async function searchSection(): Promise<string[]> {
+  await ensureDatabase(url);
+  const database = await openDatabase({ databaseUrl: url, dataDir: 'unused' });
+  await runMigrations(database.pool);
+  try {
+    return await searchFigures(database);
+  } finally {
+    await database.close();
+  }
+}
 
-if (!only || only === 'search') {
+async function searchFigures(database: Awaited<ReturnType<typeof openDatabase>>): Promise<string[]> {
+  const count = async (type: string) =>
+    Number(((await database.db.execute(sql`SELECT count(*) AS n FROM resources WHERE resource_type = ${type} AND NOT deleted`)).rows[0] as { n: string }).n);
   let observations = await count('Observation');
   if (observations < target) {
     // The generator makes ~19.8 Observations per patient.
@@ -102,7 +101,7 @@ if (!only || only === 'search') {
     const result = await database.db.execute(sql`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${pageQuery(req).query}`);
     return result.rows.map((r) => (r as { 'QUERY PLAN': string })['QUERY PLAN']).join('\n');
   };
-  lines.push(
+  return [
     '## Search',
     '',
     `${observations.toLocaleString('en')} Observations, ${resourcesTotal.toLocaleString('en')} resources in all: generated soft-tissue courses (\`src/domain/seed.ts\`). Latency: one request at a time (c=1); throughput: 8 concurrent (c=8).`,
@@ -135,15 +134,15 @@ if (!only || only === 'search') {
     await explain(sortQuery()),
     '```',
     '',
-  );
+  ];;
 }
-await database.close();
 
-if (!only || only === 'ingest') {
+/** Transaction ingest rates into a fresh database. */
+async function ingestSection(): Promise<string[]> {
   const ingestUrl = url.replace(/\/([^/]+)$/, '/$1_ingest');
   const figures = await ingestBenchmarks(ingestUrl);
   const cpuCost = cpuPerResource();
-  lines.push(
+  return [
     '## Ingest: transaction Bundles (POST /fhir)',
     '',
     'Generated soft-tissue courses (Patient with ifNoneExist on its MRN, Condition, session Procedures, exercise Procedures, Observations) as transaction Bundles with urn:uuid references, into a fresh database.',
@@ -156,14 +155,15 @@ if (!only || only === 'ingest') {
     '',
     'Target (issue 4): 10,000 resources/s on 2 cores.',
     '',
-  );
+  ];;
 }
 
-if (!only || only === 'soak') {
+/** The soak: many connections, mixed load, every unexpected answer counted. */
+async function soakSection(): Promise<string[]> {
   const soakUrl = url.replace(/\/([^/]+)$/, '/$1_soak');
   const f = await soak(soakUrl, SOAK_CONNECTIONS, SOAK_SECONDS);
   const unexpected = Object.entries(f.unexpected).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
-  lines.push(
+  return [
     `## Soak: ${f.connections} connections for ${f.seconds} s`,
     '',
     `Mixed load into a fresh database: 40% create (a pain score Observation), 30% read by id, 20% search (\`Observation?patient=X&code=…72514-3&_count=20\`), 10% type history (\`_since\` the start, \`_count=50\`), ${f.connections} keep-alive connections from one client process, DB_POOL_SIZE 16. Run ${new Date().toISOString()}.`,
@@ -174,18 +174,70 @@ if (!only || only === 'soak') {
     '',
     `**${f.requests.toLocaleString('en')} requests (${(f.requests / f.seconds).toFixed(0)}/s): ${f.errors} socket errors, ${f.serverErrors} 5xx; answers other than the expected status: ${unexpected}.** Target (issue 9): 0 errors, 0 5xx.`,
     '',
-  );
+  ];;
 }
+
+/** Fascia against the floor, alternating (bench/compare.ts). */
+async function floorSection(): Promise<string[]> {
+  const floorUrl = url.replace(/\/([^/]+)$/, '/$1_floor');
+  const f = await floorBenchmark(floorUrl, { patients: FLOOR_PATIENTS, big: FLOOR_BIG, rounds: FLOOR_ROUNDS, seconds: FLOOR_SECONDS });
+  return floorLines(f);
+}
+
+/**
+ * The sections, in the order bench/README.md shows them. BENCH_ONLY=name[,name…] runs
+ * only those; the others' figures are kept from the last run that measured them.
+ * Another section: a function returning its lines (starting with its `## ` heading),
+ * and an entry here.
+ */
+const SECTIONS: { name: string; heading: string; run: () => Promise<string[]>; always?: boolean }[] = [
+  { name: 'floor', heading: '## Against the floor', run: floorSection },
+  { name: 'where', heading: '## Where the time goes', run: async () => [readFileSync(new URL('./where-the-time-goes.md', import.meta.url), 'utf8')], always: true },
+  { name: 'search', heading: '## Search', run: searchSection },
+  { name: 'ingest', heading: '## Ingest', run: ingestSection },
+  { name: 'soak', heading: '## Soak', run: soakSection },
+];
+
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((name) => !SECTIONS.some((s) => s.name === name));
+if (unknown?.length) throw new Error(`BENCH_ONLY: no section ${unknown.join(', ')} (there are ${SECTIONS.map((s) => s.name).join(', ')})`);
+
+loadDefinitions();
+const measured: string[] = [];
+for (const section of SECTIONS) {
+  if (only && !section.always && !only.includes(section.name)) continue;
+  measured.push(...(await section.run()));
+}
+
+// The databases a section made, for the UNLOGGED tables Fascia's migrations create.
+const server = await serverFacts(url, ['_floor', '', '_ingest', '_soak'].map((suffix) => url.replace(/\/([^/]+)$/, `/$1${suffix}`)));
+const shipped = ['synchronous_commit', 'fsync', 'full_page_writes'].every((k) => server.settings[k] === 'on');
+const cpu = os.cpus();
+const machine = `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}; Node ${process.version}; PostgreSQL ${server.version} (same machine; ${Object.entries(server.settings).map(([k, v]) => `${k}=${v}`).join(', ')})`;
+const lines = [
+  '# Benchmarks',
+  '',
+  'Written by `npm run bench` (bench/run.ts); do not edit by hand. Figures are from the last run.',
+  '',
+  `- **When:** ${new Date().toISOString()}${only ? ` (\`BENCH_ONLY=${only.join(',')}\`: only that part was measured; the other sections are kept from earlier runs)` : ''}`,
+  `- **Machine:** ${machine}. The machine is shared with other agents' builds, tests and benchmarks while these run: absolute figures move with their load; ratios measured alternately in one run (Fascia / floor) much less.`,
+  '- **How:** the server runs as `node dist/server.js` against the Postgres above; the load comes from the bench process on the same machine over HTTP. Times are wall clock per request, in ms.',
+  `- **Durability is not a lever:** ${shipped ? 'the Postgres benchmarked keeps \`synchronous_commit\`, \`fsync\` and \`full_page_writes\` as Postgres ships them (on; printed above as the server reported them during this run)' : '**this run\'s Postgres does NOT keep \`synchronous_commit\`, \`fsync\` and \`full_page_writes\` as Postgres ships them (on; see above): its figures are not comparable**'}, and every table that holds data is logged (WAL). The one UNLOGGED table, by design, is ${server.unlogged.length ? server.unlogged.map((t) => `\`${t}\``).join(', ') : '(none found)'}: the rate limit's per-client request counters, not data (a crash only resets a minute's counts).`,
+  '',
+  ...measured,
+];
 
 /** `## ` sections by heading; a partial run (BENCH_ONLY) keeps the sections it did not measure. */
 const sections = (text: string) => new Map(text.split(/^(?=## )/m).map((part) => [part.startsWith('## ') ? part.split('\n')[0]! : '', part]));
+const owner = (heading: string) => SECTIONS.findIndex((s) => heading.startsWith(s.heading));
 const file = new URL('./README.md', import.meta.url);
 let out = lines.join('\n');
 if (only && existsSync(file)) {
   const fresh = sections(out);
-  const kept = [...sections(readFileSync(file, 'utf8'))].filter(([heading]) => heading && !fresh.has(heading) && !(only === 'soak' && heading.startsWith('## Soak')));
-  const byKind = (h: string) => (h.startsWith('## Search') ? 0 : h.startsWith('## Ingest') ? 1 : 2);
-  const body = [...[...fresh].filter(([h]) => h), ...kept].sort(([a], [b]) => byKind(a) - byKind(b)).map(([, part]) => part);
+  const ran = (h: string) => owner(h) >= 0 && (SECTIONS[owner(h)]!.always || only.includes(SECTIONS[owner(h)]!.name));
+  const kept = [...sections(readFileSync(file, 'utf8'))].filter(([heading]) => heading && !fresh.has(heading) && !ran(heading));
+  const order = (h: string) => (owner(h) >= 0 ? owner(h) : SECTIONS.length);
+  const body = [...[...fresh].filter(([h]) => h), ...kept].sort(([a], [b]) => order(a) - order(b)).map(([, part]) => part);
   out = [fresh.get('')!, ...body].map((part) => part.replace(/\n*$/, '\n\n')).join('').replace(/\n+$/, '\n');
 }
 writeFileSync(file, out);
