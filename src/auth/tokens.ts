@@ -27,6 +27,8 @@ export const ACCEPTED_ALGS = ['RS384', 'ES384'];
 /** Seconds of clock difference tolerated on exp, nbf and iat. */
 export const CLOCK_TOLERANCE = 5;
 const BOOTSTRAP_LOCK = 0x66617363 + 2;
+/** Most verified tokens remembered (see `remember` in createAuth). */
+const VERIFIED_MAX = 10_000;
 
 export interface Auth {
   /** `iss` of Fascia's own tokens: its token endpoint, `${BASE_URL}/auth/token`. */
@@ -172,7 +174,8 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
     return { access_token: accessToken, token_type: 'bearer', expires_in: config.authTokenTtl, scope };
   }
 
-  return {
+  const verified = new Map<string, { context: AccessContext; until: number }>();
+  const auth: Auth = {
     tokenUrl,
     audience,
     jwksUrl: `${config.baseUrl}/auth/jwks`,
@@ -182,18 +185,14 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
     clients,
     async verify(bearer) {
       const token = bearer.replace(/^Bearer\s+/i, '').trim();
-      let alg: string | undefined;
-      let iss: string | undefined;
-      try {
-        alg = decodeProtectedHeader(token).alg;
-        iss = decodeJwt(token).iss;
-      } catch {
-        throw invalidToken('The access token is not a JWT');
+      const hit = verified.get(token);
+      if (hit) {
+        if (Date.now() < hit.until) return own(hit.context);
+        verified.delete(token);
       }
-      if (!alg || !ACCEPTED_ALGS.includes(alg)) throw invalidToken(`The access token's algorithm ${alg ?? '(none)'} is not accepted`);
-      if (iss === tokenUrl) return verifyOwn(token);
-      if (external && iss === config.authIssuer) return verifyExternal(token);
-      throw invalidToken('The access token was not issued by an issuer this server trusts');
+      const context = await verifyToken(token);
+      remember(token, context);
+      return context;
     },
     issue,
     async operatorToken(scope) {
@@ -202,6 +201,49 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
       return { ...(await issue(client, scope)), clientId: client.id };
     },
   };
+
+  /**
+   * Tokens whose signature and claims verified, until their exp (never past it, no clock
+   * tolerance): an ES384 verify costs more CPU than the rest of a read. Bounded: at
+   * VERIFIED_MAX the oldest entries go. A hit still checks that the client exists and is
+   * not revoked (ClientStore's one-second cache), so revocation works as before.
+   */
+  function remember(token: string, context: AccessContext): void {
+    const until = context.expiresAt * 1000;
+    if (until <= Date.now()) return;
+    if (verified.size >= VERIFIED_MAX) {
+      for (const key of verified.keys()) {
+        verified.delete(key);
+        if (verified.size < VERIFIED_MAX * 0.9) break;
+      }
+    }
+    verified.set(token, { context, until });
+  }
+
+  async function own(context: AccessContext): Promise<AccessContext> {
+    if (context.issuer !== tokenUrl) return context;
+    const client = await clients.get(context.clientId);
+    if (!client) throw invalidToken('The access token was issued to a client that no longer exists');
+    if (client.revokedAt) throw invalidToken('The access token was issued to a revoked client');
+    return context;
+  }
+
+  return auth;
+
+  async function verifyToken(token: string): Promise<AccessContext> {
+    let alg: string | undefined;
+    let iss: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+      iss = decodeJwt(token).iss;
+    } catch {
+      throw invalidToken('The access token is not a JWT');
+    }
+    if (!alg || !ACCEPTED_ALGS.includes(alg)) throw invalidToken(`The access token's algorithm ${alg ?? '(none)'} is not accepted`);
+    if (iss === tokenUrl) return verifyOwn(token);
+    if (external && iss === config.authIssuer) return verifyExternal(token);
+    throw invalidToken('The access token was not issued by an issuer this server trusts');
+  }
 }
 
 /**
