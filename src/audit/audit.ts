@@ -12,7 +12,7 @@ import type { WriteHooks, Written } from '../fhir/repository.js';
  * transaction (the repository's `audit` hook, reading the request from
  * AsyncLocalStorage), so a rolled-back write leaves no success record; reads, and
  * requests that wrote nothing or failed (401/403/4xx/5xx), get theirs after the answer,
- * in a transaction of its own.
+ * batched with other requests' into one transaction (AuditQueue).
  */
 
 /** The request as the audit sees it, set before the handler runs. */
@@ -113,9 +113,68 @@ export function withAudit(hooks: WriteHooks): WriteHooks {
   };
 }
 
+/**
+ * The AuditEvents recorded after the answer (reads, and requests that wrote nothing or
+ * failed), stored in batches: one transaction with multi-row inserts (the repository's
+ * createMany: the writers' lock, the database clock) for up to FLUSH_MAX events, at most
+ * FLUSH_MS after the first of them was queued, or at once when FLUSH_MAX are waiting;
+ * and everything still queued when the app closes (the drain in src/server.ts closes it
+ * before the database). What a crash can lose: the AuditEvents of requests answered in
+ * the last FLUSH_MS before it (plus, when Postgres is slow, those queued behind the
+ * batch being written), never a write's, which commits with the write.
+ */
+export const FLUSH_MS = 25;
+export const FLUSH_MAX = 500;
+
+export class AuditQueue {
+  private pending: { event: AuditEvent; log: FastifyRequest['log']; failed: boolean }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly app: FastifyInstance) {}
+
+  add(event: AuditEvent, log: FastifyRequest['log'], failed: boolean): void {
+    this.pending.push({ event, log, failed });
+    if (this.pending.length >= FLUSH_MAX) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+  }
+
+  /** Writes everything queued (resolves when the queue is empty). */
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running ??= this.drain().finally(() => {
+      this.running = undefined;
+      if (this.pending.length) this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+    });
+    return this.running;
+  }
+
+  /** Until the queue is empty (the app is closing). */
+  async close(): Promise<void> {
+    while (this.pending.length || this.running) await this.flush();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length) {
+      const batch = this.pending.splice(0, FLUSH_MAX);
+      try {
+        await this.app.repo.createMany(batch.map(({ event }) => ({ type: 'AuditEvent', body: { plain: event, exact: event } })));
+      } catch (err) {
+        // After a 5xx the database is likely why the request failed too: that is already logged as the error.
+        const log = batch[0]!.log;
+        const message = `The AuditEvents of ${batch.length} request(s) could not be stored`;
+        if (batch.every((b) => b.failed)) log.warn({ err }, message);
+        else log.error({ err }, message);
+      }
+    }
+  }
+}
+
 /** Hooks that describe each audited request before its handler and audit what was not audited with a write, after the answer. */
 export function auditTrail(app: FastifyInstance): void {
   const requests = new WeakMap<FastifyRequest, AuditedRequest>();
+  const queue = new AuditQueue(app);
   // preHandler, not onRequest: the context must survive body parsing to reach the handler.
   app.addHook('preHandler', (req, _reply, done) => {
     if (!app.repo || !audited(req.url)) return done();
@@ -123,17 +182,14 @@ export function auditTrail(app: FastifyInstance): void {
     requests.set(req, r);
     current.run(r, done);
   });
-  app.addHook('onResponse', async (req, reply) => {
-    if (!app.repo || !audited(req.url)) return;
+  app.addHook('onResponse', (req, reply, done) => {
+    if (!app.repo || !audited(req.url)) return done();
     const r = requests.get(req) ?? describe(req);
-    if (r.recorded && reply.statusCode < 400) return;
-    try {
-      const event = auditEvent(r, reply.statusCode, r.target);
-      await app.repo.create('AuditEvent', { plain: event, exact: event });
-    } catch (err) {
-      // After a 5xx the database is likely why the request failed too: that is already logged as the error.
-      if (reply.statusCode >= 500) req.log.warn({ err }, 'The AuditEvent of this failed request could not be stored');
-      else req.log.error({ err }, 'The AuditEvent of this request could not be stored');
-    }
+    if (r.recorded && reply.statusCode < 400) return done();
+    queue.add(auditEvent(r, reply.statusCode, r.target), req.log, reply.statusCode >= 500);
+    done();
+  });
+  app.addHook('onClose', async () => {
+    if (app.repo) await queue.close();
   });
 }
