@@ -6,7 +6,7 @@ import { parseFhirJson, type ParsedJson } from './json.js';
 import { FhirError, badRequest, conflict, gone, issue, notFound, preconditionFailed, unprocessable } from './outcome.js';
 import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
-import { writeIndexes } from './search/store.js';
+import { indexCtes, writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 
@@ -530,19 +530,25 @@ export class Repository {
       deleted: false,
       content: stamp(body, id, versionId, lastUpdated),
     };
-    const row = { resourceType: type, id, versionId, lastUpdated, deleted: false, content: version.content };
-    if (exists) {
-      await tx
-        .update(resources)
-        .set(row)
-        .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
-    } else {
-      const inserted = await tx.insert(resources).values(row).onConflictDoNothing().returning({ id: resources.id });
-      if (!inserted.length) return undefined;
-    }
-    await tx.insert(resourceHistory).values({ ...row, method });
+    // One statement, one round trip: the current row (inserted, or updated when it
+    // exists), its history row, and its search index rows (replaced on an update). A new
+    // row that loses an insert race to another writer writes nothing (no history, no index rows).
     const rows = indexResource(type, body.plain as Record<string, unknown>, this.baseUrl);
-    await writeIndexes(tx, type, [{ id, rows }], !exists);
+    const at = lastUpdated.toISOString();
+    const current = exists
+      ? sql`UPDATE resources SET version_id = ${versionId}, last_updated = ${at}::timestamptz, deleted = false, content = ${version.content}
+          WHERE resource_type = ${type} AND id = ${id} RETURNING resource_type, id, version_id, last_updated, content`
+      : sql`INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
+          VALUES (${type}, ${id}, ${versionId}, ${at}::timestamptz, false, ${version.content})
+          ON CONFLICT DO NOTHING RETURNING resource_type, id, version_id, last_updated, content`;
+    const ctes = [
+      sql`cur AS (${current})`,
+      sql`hist AS (INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
+          SELECT resource_type, id, version_id, last_updated, ${method}, content FROM cur)`,
+      ...indexCtes(type, [{ id, rows }], { fresh: !exists, guard: sql`EXISTS (SELECT 1 FROM cur)` }),
+    ];
+    const result = await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT count(*)::int AS n FROM cur`);
+    if (!exists && (result.rows[0] as { n: number }).n === 0) return undefined;
     this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource, warnings: this.warningsOf(body) });
     return version;
   }

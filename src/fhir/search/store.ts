@@ -42,14 +42,27 @@ export interface IndexedResource {
  * removes a resource's rows (delete). `fresh` skips the deletes for brand-new resources.
  */
 export async function writeIndexes(tx: Queryable, type: string, resources: IndexedResource[], fresh = false, param?: string): Promise<void> {
-  if (!resources.length) return;
+  const ctes = indexCtes(type, resources, { fresh, param });
+  if (!ctes.length) return;
+  await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT 1`);
+}
+
+/**
+ * The data-modifying CTEs (named `<prefix>0`, `<prefix>1`…) that replace these
+ * resources' index rows, for a caller to put in a statement of its own (the repository
+ * writes a version and its index rows in one). `guard`, a condition, makes every insert
+ * conditional on it (e.g. that the resource row was inserted).
+ */
+export function indexCtes(type: string, resources: IndexedResource[], options: { fresh?: boolean; param?: string; guard?: SQL; prefix?: string } = {}): SQL[] {
+  const { fresh = false, param, guard, prefix = 'ix' } = options;
+  if (!resources.length) return [];
   const ids = resources.map((r) => r.id);
   const ctes: SQL[] = [];
   let n = 0;
   for (const [kind, { table, columns }] of Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]) {
     if (!fresh) {
       const only = param === undefined ? sql`` : sql` AND param = ${param}`;
-      ctes.push(sql`${sql.raw(`d${n++}`)} AS (DELETE FROM ${sql.raw(table)} WHERE resource_type = ${type} AND resource_id = ANY(${textArray(ids)})${only})`);
+      ctes.push(sql`${sql.raw(`${prefix}${n++}`)} AS (DELETE FROM ${sql.raw(table)} WHERE resource_type = ${type} AND resource_id = ANY(${textArray(ids)})${only})`);
     }
     const records = resources.flatMap((r) => (r.rows?.[kind] ?? []).filter((row) => param === undefined || row.param === param).map((row) => ({ rid: r.id, ...row })));
     if (!records.length) continue;
@@ -61,13 +74,12 @@ export async function writeIndexes(tx: Queryable, type: string, resources: Index
     const picks = columns.map(([, key]) => `x."${key}"`).join(', ');
     const defs = columns.map(([, key, t]) => `"${key}" ${t}`).join(', ');
     ctes.push(
-      sql`${sql.raw(`i${n++}`)} AS (INSERT INTO ${sql.raw(table)} (resource_type, resource_id, param, ${sql.raw(names)})
+      sql`${sql.raw(`${prefix}${n++}`)} AS (INSERT INTO ${sql.raw(table)} (resource_type, resource_id, param, ${sql.raw(names)})
         SELECT ${type}, x.rid, x.param, ${sql.raw(picks)}
-        FROM json_to_recordset(${JSON.stringify(records)}::json) AS x(rid text, param text, ${sql.raw(defs)}))`,
+        FROM json_to_recordset(${JSON.stringify(records)}::json) AS x(rid text, param text, ${sql.raw(defs)})${guard ? sql` WHERE ${guard}` : sql``})`,
     );
   }
-  if (!ctes.length) return;
-  await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT 1`);
+  return ctes;
 }
 
 /**
