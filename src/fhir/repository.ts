@@ -108,6 +108,17 @@ export function mapDatabaseError(err: unknown): unknown {
   }
 }
 
+const READ_SQL = 'SELECT version_id, last_updated, deleted, content FROM resources WHERE resource_type = $1 AND id = $2';
+interface NamedQueries {
+  query<R>(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+}
+interface ReadRow {
+  version_id: number;
+  last_updated: Date;
+  deleted: boolean;
+  content: string | null;
+}
+
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export function checkId(id: string): void {
@@ -145,11 +156,17 @@ export class Repository {
   /** The warnings `check` returned for a body, so that warnings beforeCommit adds reach the same list. */
   private readonly warned = new WeakMap<ParsedJson, OperationOutcomeIssue[]>();
 
+  /** The pool under `db` (drizzle's $client), for the statements run without the query builder. */
+  private readonly pool: NamedQueries | undefined;
+
   constructor(
     readonly db: Db,
     private readonly baseUrl: string,
     private readonly hooks: WriteHooks = {},
-  ) {}
+  ) {
+    const client = (db as unknown as { $client?: { query?: unknown; connect?: unknown } }).$client;
+    this.pool = typeof client?.query === 'function' && typeof client.connect === 'function' ? (client as unknown as NamedQueries) : undefined;
+  }
 
   /**
    * Structural validation (400) then the business rules of the hooks: errors → 422,
@@ -291,10 +308,16 @@ export class Repository {
   }
 
   async read(type: string, id: string, tx: Tx = this.db): Promise<ResourceVersion> {
-    const [row] = await tx
-      .select()
-      .from(resources)
-      .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
+    const [row] =
+      tx === this.db && this.pool
+        ? // The hot read by id: a named (prepared once per connection) statement on the pool, without the query builder.
+          (await this.pool.query<ReadRow>({ name: 'fascia.read', text: READ_SQL, values: [type, id] })).rows.map((r: ReadRow) => ({
+            resourceType: type, id, versionId: r.version_id, lastUpdated: r.last_updated, deleted: r.deleted, content: r.content,
+          }))
+        : await tx
+            .select()
+            .from(resources)
+            .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
     if (!row) throw notFound(`${type}/${id} is not known`);
     if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.versionId})`);
     return row;
