@@ -168,3 +168,20 @@ t.test('with AUTH=off, clients still cannot change AuditEvents (405), and reques
   t.equal((await app.inject({ method: 'DELETE', url: `/fhir/AuditEvent/${event!.id}` })).statusCode, 405);
   t.equal((await app.inject({ method: 'PUT', url: `/fhir/AuditEvent/${event!.id}`, headers: fhirHeaders(), payload: event })).statusCode, 405);
 });
+
+t.test('reads answered together are each audited (batched), and the ones queued when the app closes are stored', async (t) => {
+  const { app, database } = await buildTestApp(t);
+  const p = await create(app, patient());
+  const reads = await Promise.all(Array.from({ length: 40 }, () => app.inject({ url: `/fhir/Patient/${p.id}` })));
+  t.ok(reads.every((r) => r.statusCode === 200));
+  const all = await waitFor(database, (e) => interaction(e) === 'read' && refs(e).includes(`Patient/${p.id}`), 40);
+  t.equal(all.length, 40, 'one read AuditEvent per read, none missing, none twice');
+  t.equal(new Set(all.map((e) => e.id)).size, 40);
+
+  // Answered, then closed at once (before the batch's timer): the drain stores what is queued.
+  const more = await Promise.all(Array.from({ length: 7 }, () => app.inject({ url: `/fhir/Patient/${p.id}/_history` })));
+  t.ok(more.every((r) => r.statusCode === 200));
+  await app.close();
+  const history = (await audits(database)).filter((e) => interaction(e) === 'history-instance' && refs(e).includes(`Patient/${p.id}`));
+  t.equal(history.length, 7, 'every request answered before the close is audited');
+});
