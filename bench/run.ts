@@ -25,6 +25,7 @@ import { floorBenchmark, floorLines } from './compare.js';
 import { cpuPerResource, ingestBenchmarks } from './ingest.js';
 import { authHeaders, ensureDatabase, figuresRow, load, ms, serverFacts, startServer, type Figures } from './lib.js';
 import { soak } from './soak.js';
+import { startSection } from './start.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_bench';
 const target = Number(process.env.BENCH_OBSERVATIONS ?? 1_000_000);
@@ -196,6 +197,7 @@ const SECTIONS: { name: string; heading: string; run: () => Promise<string[]>; a
   { name: 'search', heading: '## Search', run: searchSection },
   { name: 'ingest', heading: '## Ingest', run: ingestSection },
   { name: 'soak', heading: '## Soak', run: soakSection },
+  { name: 'start', heading: '## Start', run: () => startSection(url.replace(/\/([^/]+)$/, '/$1_start')) },
 ];
 
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);

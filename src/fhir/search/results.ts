@@ -1,4 +1,5 @@
 import { getDataType } from '@medplum/core';
+import { loadDefinitions } from '../validation.js';
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../../db/client.js';
 import { parseFhirJson } from '../json.js';
@@ -18,6 +19,7 @@ const MAX_ITERATIONS = 4;
 export function shape(row: Row, req: SearchRequest): string {
   const { summary, elements } = req;
   if ((!summary || summary === 'false') && !elements?.length) return row.content;
+  loadDefinitions(); // a no-op once the server has indexed them (src/server.ts, after listening)
   const resource = parseFhirJson(row.content).exact as Record<string, unknown>;
   const schema = getDataType(row.resourceType);
   const mandatory = schema?.mandatoryProperties ?? new Set<string>();
