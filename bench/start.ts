@@ -23,7 +23,7 @@ interface Run {
   ready: number;
   /** From the `Fascia is up` record: ms since the process began (node's clock), and CPU ms by listening. */
   startTimes: Record<string, number>;
-  /** Ready to "R4 definitions indexed" (they are indexed after listening), ms by the server's clock. */
+  /** `Fascia is up` (listening) to "R4 definitions indexed" (/readyz is 503 until then), ms by the server's clock. */
   indexedAfter?: number;
 }
 
@@ -122,7 +122,7 @@ export async function startSection(externalUrl: string): Promise<string[]> {
       '',
       `Written by \`BENCH_ONLY=start npm run bench\` (bench/start.ts). Spawn → first 200 from \`/readyz\` (polled every 5 ms), median of ${RUNS} runs (3 for the first-ever start), kinds alternating; the parts are the server's own \`startTimes\` (its \`Fascia is up\` log record: ms since the process began; CPU = user + system ms used by then). The machine was shared with other work (load average at the end: ${load}), so wall times are high and noisy; CPU ms are steadier.`,
       '',
-      '| start | runs | ready (median) | min | max | modules loaded | database up | migrations checked | app built | listening | CPU by listening | definitions indexed after ready |',
+      '| start | runs | ready (median) | min | max | modules loaded | database up | migrations checked | app built | listening | CPU by listening | then definitions indexed |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...results.map(([label, out]) => {
         const ready = out.map((r) => r.ready);
@@ -132,7 +132,7 @@ export async function startSection(externalUrl: string): Promise<string[]> {
       '',
       `\`npm run build\` (esbuild bundle + trimmed R4 files, no type check): ${buildSeconds.toFixed(1)} s; \`npm start\` runs it only when the sources changed (\`scripts/build.mjs --if-stale\`, a hash of src/, the lock file and the build script), and \`npm ci\` runs it once (\`prepare\`).`,
       '',
-      'What the start does and what was cut (profiled with `--cpu-prof`, in CPU share of the start before the change): importing the compiled modules, most of it Node resolving every file of drizzle-orm against its 179 KB `exports` map (now bundled into dist/fascia.js; V8\'s compile cache keeps compiled code in dist/.compile-cache); reading and parsing profiles-resources.json twice (35 MB; now read once, 8 MB trimmed at build); indexing the R4 StructureDefinitions (about a quarter; now after listening, a few at a time, a write or `_summary` search in the meantime finishes them first); compiling every route\'s validators for 146 types (now at each route\'s first request); compiling 2,574 search-parameter expressions for all types (now per type at first use; the four soft-tissue types at start, for the OpenAPI document); the CapabilityStatement (now at the first `/metadata`). What is left: Fastify and @fastify/swagger registering about 1,200 routes, the embedded Postgres start, the migrations check and the check that Fascia\'s definitions are stored unchanged.',
+      'What the start does and what was cut (profiled with `--cpu-prof`, in CPU share of the start before the change): importing the compiled modules, most of it Node resolving every file of drizzle-orm against its 179 KB `exports` map (now bundled into dist/fascia.js; V8\'s compile cache keeps compiled code in dist/.compile-cache); reading and parsing profiles-resources.json twice (35 MB; now read once, 8 MB trimmed at build); indexing the R4 StructureDefinitions (about a quarter; now after listening, a few at a time, with `/healthz` answering and `/readyz` 503 until done, so "ready" includes it; a write or `_summary` search in the meantime finishes them first); compiling every route\'s validators for 146 types (now at each route\'s first request); compiling 2,574 search-parameter expressions for all types (now per type at first use; the four soft-tissue types at start, for the OpenAPI document); the CapabilityStatement (now at the first `/metadata`). What is left: Fastify and @fastify/swagger registering about 1,200 routes, the embedded Postgres start, the migrations check and the check that Fascia\'s definitions are stored unchanged.',
       '',
     ];
   } finally {

@@ -127,7 +127,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 try {
   await app.listen({ port: config.port, host: config.host });
   mark('listening');
-  // Indexed now, a slice at a time, rather than before listening; a write or a _summary search in the meantime indexes the rest first.
+  // Indexed now, a slice at a time, rather than before listening: /healthz answers meanwhile and
+  // /readyz says 503 (starting) until they are; a write or a _summary search in the meantime indexes the rest first.
   void loadDefinitionsGradually().then(() => app.log.info('R4 definitions indexed'));
   // CPU time (user + system) spent by then: steadier than wall time on a shared machine.
   const cpu = process.cpuUsage();

@@ -39,6 +39,9 @@ export function loadDefinitions(): void {
   if (!indexed) indexSome(Infinity);
 }
 
+/** Whether the definitions are indexed (until then /readyz answers 503). */
+export const definitionsLoaded = (): boolean => indexed;
+
 /**
  * The same, a few StructureDefinitions at a time with the event loop free in between, so
  * a server that is already listening keeps answering (src/server.ts, after listen).

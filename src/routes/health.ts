@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { errorCode, isDatabaseUnavailable, RETRY_AFTER_SECONDS } from '../db/errors.js';
 import { MIGRATIONS_DIR } from '../db/migrate.js';
+import { definitionsLoaded } from '../fhir/validation.js';
 
 const status = {
   type: 'object',
@@ -30,6 +31,8 @@ export async function healthRoutes(app: FastifyInstance, { database }: { databas
     async (_req, reply) => {
       // Shutting down (src/server.ts): not ready, so load balancers stop sending new work.
       if (app.draining) return reply.code(503).send({ status: 'unavailable', reason: 'shutting down' });
+      // src/server.ts indexes them right after listening: ready means ready to validate writes at full speed.
+      if (!definitionsLoaded()) return reply.code(503).send({ status: 'unavailable', reason: 'starting: indexing the R4 definitions' });
       try {
         if (!database) throw new Error('no database');
         const result = await database.db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`);
