@@ -22,6 +22,8 @@ import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
 import { bundleRoutes } from './routes/fhir/bundle.js';
 import { conditionalRoutes } from './routes/fhir/conditional.js';
 import { operationRoutes } from './routes/fhir/operations.js';
+import { exportRoutes, isExportFile } from './routes/fhir/export.js';
+import { startBulkWorkers } from './bulk/workers.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
@@ -138,7 +140,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    if (req.url.startsWith('/fhir')) {
+    if (req.url.startsWith('/fhir') && !isExportFile(req.url)) {
       const format = new URLSearchParams(req.url.split('?')[1] ?? '').get('_format') ?? undefined;
       req.fhirMediaType = negotiate(format, req.headers.accept);
     }
@@ -165,8 +167,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(resourceRoutes);
   await app.register(conditionalRoutes);
   await app.register(operationRoutes);
+  await app.register(exportRoutes);
   await app.register(async () => methods.register());
   // Fascia's own CodeSystems, ValueSets, profiles… stored (new versions only when they changed).
   if (database) await app.repo.install(definitions);
+  // Bulk Data export workers (BULK_WORKERS): they stop, releasing their job, when the app closes.
+  if (database) startBulkWorkers(app, database);
   return app;
 }

@@ -34,6 +34,25 @@ export interface Config {
   rateLimit: number;
   /** Origins a browser may call from (CORS); empty → CORS off. */
   corsOrigins: string[];
+  /** Bulk Data $export (src/bulk/). */
+  bulk: BulkConfig;
+}
+
+export interface BulkConfig {
+  /** Exports a client may have queued or running at once; one more → 429. */
+  maxPerClient: number;
+  /** An output file is closed once it holds this many bytes (a file passes it only when one resource is larger). */
+  fileBytes: number;
+  /** Seconds a finished export's files are kept (then the status URL and the files are 404). */
+  expirySeconds: number;
+  /** Retry-After of a status answer, in seconds; a poll sooner than this → 429. */
+  retryAfterSeconds: number;
+  /** Resources read and written per committed batch (the unit of resumption). */
+  batchSize: number;
+  /** Export jobs this process works at once; 0 → this process works none (it still answers kick-offs and polls). */
+  workers: number;
+  /** A pause between batches, in ms: throttles an export in favour of other clients. */
+  pauseMs: number;
 }
 
 interface RawEnv {
@@ -56,6 +75,13 @@ interface RawEnv {
   RATE_LIMIT: number;
   CORS_ORIGINS?: string;
   NODE_ENV?: string;
+  BULK_MAX_PER_CLIENT: number;
+  BULK_FILE_BYTES: number;
+  BULK_EXPIRY: number;
+  BULK_RETRY_AFTER: number;
+  BULK_BATCH_SIZE: number;
+  BULK_WORKERS: number;
+  BULK_PAUSE_MS: number;
 }
 
 const schema = {
@@ -86,6 +112,13 @@ const schema = {
     RATE_LIMIT: { type: 'integer', minimum: 0, default: 6000 },
     CORS_ORIGINS: { type: 'string', pattern: '^\\s*(https?://[^\\s,]+\\s*(,\\s*https?://[^\\s,]+\\s*)*)?$' },
     NODE_ENV: { type: 'string' },
+    BULK_MAX_PER_CLIENT: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
+    BULK_FILE_BYTES: { type: 'integer', minimum: 1024, default: 100 * 1024 * 1024 },
+    BULK_EXPIRY: { type: 'integer', minimum: 1, default: 3600 },
+    BULK_RETRY_AFTER: { type: 'integer', minimum: 1, maximum: 3600, default: 2 },
+    BULK_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 100_000, default: 5000 },
+    BULK_WORKERS: { type: 'integer', minimum: 0, maximum: 16, default: 1 },
+    BULK_PAUSE_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 0 },
   },
 } as const;
 
@@ -125,5 +158,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: raw.RATE_LIMIT,
     // A browser's Origin has no trailing slash, so one left in the list would never match.
     corsOrigins: (raw.CORS_ORIGINS ?? '').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+    bulk: {
+      maxPerClient: raw.BULK_MAX_PER_CLIENT,
+      fileBytes: raw.BULK_FILE_BYTES,
+      expirySeconds: raw.BULK_EXPIRY,
+      retryAfterSeconds: raw.BULK_RETRY_AFTER,
+      batchSize: raw.BULK_BATCH_SIZE,
+      workers: raw.BULK_WORKERS,
+      pauseMs: raw.BULK_PAUSE_MS,
+    },
   };
 }

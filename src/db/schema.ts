@@ -1,8 +1,10 @@
 import { sql } from 'drizzle-orm';
 import {
   type AnyPgColumn,
+  bigint,
   bigserial,
   boolean,
+  foreignKey,
   index,
   numeric,
   integer,
@@ -257,4 +259,80 @@ export const rateLimits = pgTable(
     count: integer('count').notNull(),
   },
   (t) => [primaryKey({ columns: [t.key, t.windowStart] })],
+);
+
+/**
+ * Bulk Data exports (src/bulk/): one row per kick-off, worked by every Fascia process
+ * (claimed with FOR UPDATE SKIP LOCKED; see src/bulk/jobs.ts). `plan` is what to export
+ * and under which access; `position` is the last committed keyset position, so a job
+ * whose worker died resumes where it stopped. Cancelling deletes the row (and its files).
+ */
+export const bulkJobs = pgTable(
+  'bulk_jobs',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id').notNull(),
+    /** queued, running, completed or failed. */
+    status: text('status').notNull(),
+    /** The kick-off URL, as the manifest's `request` gives it. */
+    request: text('request').notNull(),
+    plan: jsonb('plan').notNull(),
+    /** Everything stamped before it (and nothing after) is exported; the manifest says it minus 1 ms, the last instant included. */
+    snapshot: timestamp('snapshot', { withTimezone: true, precision: 3 }).notNull(),
+    position: jsonb('position'),
+    exported: integer('exported').notNull().default(0),
+    total: integer('total'),
+    error: text('error'),
+    /** The worker's connection (pg_backend_pid and backend_start): once it is gone, another worker may take the job over. */
+    workerPid: integer('worker_pid'),
+    workerStarted: timestamp('worker_started', { withTimezone: true }),
+    workerName: text('worker_name'),
+    leaseUntil: timestamp('lease_until', { withTimezone: true, precision: 3 }),
+    claims: integer('claims').notNull().default(0),
+    lastPolledAt: timestamp('last_polled_at', { withTimezone: true, precision: 3 }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    completedAt: timestamp('completed_at', { withTimezone: true, precision: 3 }),
+    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    index('bulk_jobs_work_idx').on(t.status, t.createdAt).where(sql`${t.status} IN ('queued', 'running')`),
+    index('bulk_jobs_client_idx').on(t.clientId, t.status),
+    index('bulk_jobs_expires_idx').on(t.expiresAt),
+  ],
+);
+
+/** The files of an export: NDJSON of one type (`output`), deletion Bundles (`deleted`) or OperationOutcomes (`error`). */
+export const bulkFiles = pgTable(
+  'bulk_files',
+  {
+    jobId: text('job_id')
+      .notNull()
+      .references(() => bulkJobs.id, { onDelete: 'cascade' }),
+    fileNo: integer('file_no').notNull(),
+    kind: text('kind').notNull(),
+    resourceType: text('resource_type').notNull(),
+    count: integer('count').notNull().default(0),
+    bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.fileNo] })],
+);
+
+/**
+ * A file's content, in the order of `chunk_no`: each chunk is whole NDJSON lines written by
+ * one committed batch, so every replica serves the same bytes and a resumed job appends.
+ */
+export const bulkChunks = pgTable(
+  'bulk_chunks',
+  {
+    jobId: text('job_id').notNull(),
+    fileNo: integer('file_no').notNull(),
+    chunkNo: integer('chunk_no').notNull(),
+    data: text('data').notNull(),
+    /** The worker that wrote it (tests check that a resumed job was shared). */
+    writtenBy: text('written_by').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.jobId, t.fileNo, t.chunkNo] }),
+    foreignKey({ columns: [t.jobId, t.fileNo], foreignColumns: [bulkFiles.jobId, bulkFiles.fileNo] }).onDelete('cascade'),
+  ],
 );

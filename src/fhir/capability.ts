@@ -29,6 +29,18 @@ const VALIDATE = {
   documentation: 'Runs the checks of a write (R4 structure, and for the soft-tissue types their profiles and screening) without storing',
 };
 
+/** FHIR Bulk Data Access 2.0 (src/bulk/, src/routes/fhir/export.ts): the CapabilityStatement it asks servers to instantiate, and its operations. */
+const BULK_DATA = 'http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data';
+const bulkExport = (name: 'export' | 'patient-export' | 'group-export', documentation: string) => ({
+  name: 'export',
+  definition: `http://hl7.org/fhir/uv/bulkdata/OperationDefinition/${name}`,
+  documentation: `${documentation} (Bulk Data 2.0: Prefer: respond-async; _outputFormat, _since, _type, _typeFilter, _elements${name === 'export' ? '' : ', patient'}; NDJSON files in Postgres, served by every replica)`,
+});
+const BULK_OPERATIONS: Record<string, ReturnType<typeof bulkExport>[]> = {
+  Patient: [bulkExport('patient-export', "Every patient's compartment, asynchronously")],
+  Group: [bulkExport('group-export', "The compartments of the Group's Patient members, asynchronously")],
+};
+
 /** SMART on FHIR security (SMART App Launch 2.x, conformance): the service code and the oauth-uris extension. */
 function security(tokenUrl: string): NonNullable<CapabilityStatement['rest']>[number]['security'] {
   return {
@@ -48,7 +60,7 @@ export function capabilityStatement(
     type,
     documentation: description,
     ...(domain.profiles[type] ? { supportedProfile: domain.profiles[type] } : {}),
-    operation: [VALIDATE, ...(domain.operations[type] ?? [])].map(({ name, definition, documentation }) => ({ name, definition, documentation })),
+    operation: [VALIDATE, ...(domain.operations[type] ?? []), ...(BULK_OPERATIONS[type] ?? [])].map(({ name, definition, documentation }) => ({ name, definition, documentation })),
     interaction: [
       { code: 'read' },
       { code: 'vread' },
@@ -82,6 +94,7 @@ export function capabilityStatement(
     date: started.toISOString(),
     publisher: 'Fascia',
     kind: 'instance',
+    instantiates: [BULK_DATA],
     software: { name: 'Fascia', version: VERSION },
     implementation: { description: 'Fascia FHIR R4 server for soft-tissue therapy records', url: `${baseUrl}/fhir` },
     fhirVersion: '4.0.1',
@@ -101,6 +114,7 @@ export function capabilityStatement(
           'PATCH: JSON Patch (application/json-patch+json), also as a Binary in Bundle entries; FHIRPath Patch is not supported yet. ' +
           'Conditional PATCH ([type]?criteria) is supported: 0 matches → 404, 1 → patched, more → 412.',
         resource,
+        operation: [bulkExport('export', 'Every resource the token may read, asynchronously')],
         interaction: [
           { code: 'transaction', documentation: 'All or nothing, one database transaction; urn:uuid and conditional references resolved.' },
           { code: 'batch', documentation: 'Each entry on its own.' },

@@ -67,19 +67,22 @@ export function accessCondition(type: string, access: TypeAccess, baseUrl: strin
     });
     parts.push(sql`(${sql.join(alternatives, sql` OR `)})`);
   }
-  if (access.patient !== undefined) {
-    if (type === 'Patient') parts.push(sql`r.id = ${access.patient}`);
-    else {
-      const params = storedParams(type, patientCompartmentParams(type));
-      parts.push(
-        params.length
-          ? sql`EXISTS (SELECT 1 FROM search_reference c WHERE c.resource_type = ${type} AND c.resource_id = r.id
-                AND c.param = ANY(${textArray(params)}) AND c.target_type = 'Patient' AND c.target_id = ${access.patient})`
-          : sql`false`,
-      );
-    }
-  }
+  if (access.patient !== undefined) parts.push(compartmentCondition(type, [access.patient]));
   return sql.join(parts, sql` AND `);
+}
+
+/**
+ * The condition on `r` (a row of `resources` of `type`) that puts it in the Patient
+ * compartment of one of `patients` (R4's CompartmentDefinition), or of any patient when
+ * `patients` is undefined (a Patient-level bulk export). Read from the current index rows.
+ */
+export function compartmentCondition(type: string, patients?: string[]): SQL {
+  if (type === 'Patient') return patients ? sql`r.id = ANY(${textArray(patients)})` : sql`true`;
+  const params = storedParams(type, patientCompartmentParams(type));
+  if (!params.length) return sql`false`;
+  const target = patients ? sql` AND c.target_id = ANY(${textArray(patients)})` : sql``;
+  return sql`EXISTS (SELECT 1 FROM search_reference c WHERE c.resource_type = ${type} AND c.resource_id = r.id
+                AND c.param = ANY(${textArray(params)}) AND c.target_type = 'Patient'${target})`;
 }
 
 /**

@@ -73,6 +73,12 @@ export const TAGS = [
       'Every other R4 resource type (Encounter, Practitioner, Organization, Location, DiagnosticReport, …) on shared paths with the type in the path: ' +
       'stored, versioned and searchable with all its R4 search parameters.',
   },
+  {
+    name: 'Bulk Data',
+    description:
+      'FHIR Bulk Data Access 2.0 `$export`: kick off (`Prefer: respond-async`), poll the Content-Location URL until the manifest (200), download the NDJSON files it lists; ' +
+      'the same token throughout, and only the client that started an export sees it.',
+  },
   { name: 'Health', description: 'Liveness (`/healthz`) and readiness (`/readyz`) for load balancers and orchestrators.' },
 ];
 
