@@ -8,7 +8,7 @@ import { buildTestApp, fhirHeaders, patient, testDatabase } from '../helper.js';
 import { assertOutcome, BASE, type Json } from '../support.js';
 import { ASYNC, contents, download, exportAll, kickoff, kickoffPost, pathOf, poll, type Manifest } from './support.js';
 
-const bulk = { retryAfterSeconds: 1, maxPerClient: 1000, expirySeconds: 3600, fileBytes: 100 * 1024 * 1024, batchSize: 7, workers: 1, pauseMs: 0 };
+const bulk = { retryAfterSeconds: 1, maxPerClient: 1000, expirySeconds: 3600, fileBytes: 100 * 1024 * 1024, batchSize: 1000, workers: 1, pauseMs: 0 };
 const database = await testDatabase(t);
 const { app } = await buildTestApp(t, { database, config: { bulk } });
 
