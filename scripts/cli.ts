@@ -15,6 +15,7 @@ import { openDatabase, openPool, type Database } from '../src/db/client.js';
 import { readConnectionFile } from '../src/db/connection-file.js';
 import { EmbeddedPostgresError } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
+import { runExport } from './export.js';
 import * as schema from '../src/db/schema.js';
 
 const USAGE = `Usage: npm run --silent cli -- COMMAND
@@ -22,7 +23,11 @@ const USAGE = `Usage: npm run --silent cli -- COMMAND
   client list                                                                    a table of clients
   client revoke ID                                                               its tokens stop working at once
   key rotate                                                                     prints the new signing key's kid
-  token --scope "SCOPES"                                                         prints an access token (operator client)`;
+  token --scope "SCOPES"                                                         prints an access token (operator client)
+  export [--type T,T] [--since INSTANT] [--type-filter Q] [--elements E] [--out DIR]
+                                                                                 a Bulk Data export from the running server:
+                                                                                 progress on a terminal, the NDJSON files and
+                                                                                 manifest.json written to DIR; prints DIR`;
 
 class UsageError extends Error {}
 
@@ -85,12 +90,15 @@ async function main(argv: string[]): Promise<string> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, scope: { type: 'string' }, jwks: { type: 'string' }, secret: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      name: { type: 'string' }, scope: { type: 'string' }, jwks: { type: 'string' }, secret: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      type: { type: 'string', multiple: true }, since: { type: 'string' }, 'type-filter': { type: 'string', multiple: true }, elements: { type: 'string' }, out: { type: 'string' },
+    },
   });
   const [command, sub, arg] = positionals;
   const what = [command, sub].filter(Boolean).join(' ');
   if (values.help || !command) throw new UsageError(USAGE);
-  if (!['client add', 'client list', 'client revoke', 'key rotate'].includes(what) && command !== 'token') throw new UsageError(`Unknown command "${what}"\n${USAGE}`);
+  if (!['client add', 'client list', 'client revoke', 'key rotate'].includes(what) && command !== 'token' && command !== 'export') throw new UsageError(`Unknown command "${what}"\n${USAGE}`);
   if (what === 'client revoke' && !arg) throw new UsageError('client revoke ID: which client?');
   // Check the arguments before starting a database.
   const scope = what === 'client add' || command === 'token' ? checkedScope(values.scope) : undefined;
@@ -122,11 +130,17 @@ async function main(argv: string[]): Promise<string> {
         return arg!;
       case 'key rotate':
         return await auth.keys.rotate();
+      case 'export': {
+        // The CLI is the export's client: an operator token for reading, then plain HTTP to the server.
+        const token = (await auth.operatorToken('system/*.rs')).access_token;
+        await database.close();
+        return await runExport({ baseUrl, token, types: values.type, since: values.since, typeFilters: values['type-filter'], elements: values.elements, out: values.out });
+      }
       default:
         return (await auth.operatorToken(scope!)).access_token;
     }
   } finally {
-    await database.close();
+    await database.close().catch(() => {});
   }
 }
 

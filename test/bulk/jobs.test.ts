@@ -1,6 +1,6 @@
 // Bulk Data export jobs over HTTP (inject), several apps on one database standing in for
 // processes: polling (202/429/200), _since with deletions and the snapshot against later
-// writes, file splitting, cancel, expiry, one export per client.
+// writes, one export per client. jobs-files.test.ts: splitting, cancel, expiry.
 import t, { type Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp, fhirHeaders, patient, testDatabase } from '../helper.js';
@@ -79,67 +79,14 @@ t.test('_since: changes after it, and deletions in the window as DELETE Bundles;
   t.ok(m.deleted, 'deleted is listed for a _since export');
   const deleted = await contents(a, m, 'deleted');
   t.same(deleted.invalid, []);
-  const bundles = deleted.byType.get('Patient') ?? [];
+  t.same(m.deleted!.map((d) => d.type), ['Bundle'], 'deleted files are of Bundles');
+  const bundles = deleted.byType.get('Bundle') ?? [];
   t.same(
     bundles.map((b) => b.entry.map((e: Json) => e.request)),
     [[{ method: 'DELETE', url: `Patient/${doomed.id}` }]],
     'one transaction Bundle per deleted resource, its request DELETE Type/id',
   );
   t.ok(bundles.every((b) => b.resourceType === 'Bundle' && b.type === 'transaction'));
-});
-
-t.test('file splitting: no file over BULK_FILE_BYTES unless one resource is larger, nothing lost or repeated', async (t) => {
-  const p = await create(a, patient('Split'));
-  const made: Json[] = [];
-  for (let i = 0; i < 30; i++) made.push(await create(a, obs(p.id, i % 10)));
-  const res = await kickoff(a, '/fhir/$export?_type=Observation');
-  await work(t, { fileBytes: 1500, batchSize: 4 });
-  const m = (await poll(a, String(res.headers['content-location']))).json() as Manifest;
-  t.ok(m.output.length > 3, `${m.output.length} files`);
-  for (const o of m.output) {
-    const { res, resources } = await download(a, o.url);
-    t.ok(Buffer.byteLength(res.body) <= 1500 || resources.length === 1, `${o.url}: ${Buffer.byteLength(res.body)} bytes`);
-  }
-  const { byType, invalid } = await contents(a, m);
-  t.same(invalid, []);
-  t.same(ids(byType.get('Observation')), ids(made), 'every Observation once');
-});
-
-t.test('cancel: DELETE → 202, then the status URL and the files are 404', async (t) => {
-  // One not finished: cancelled while queued, and no worker takes it afterwards.
-  const queued = await kickoff(a, '/fhir/$export');
-  const id = String(queued.headers['content-location']).split('/').pop()!;
-  const s1 = pathOf(String(queued.headers['content-location']));
-  t.equal((await a.inject({ method: 'DELETE', url: s1 })).statusCode, 202);
-  assertOutcome(t, await a.inject(s1), 404, 'not-found', 'cancelled while queued');
-  // A finished one: its files go too.
-  const done = await kickoff(a, '/fhir/$export?_type=Patient');
-  const s2 = pathOf(String(done.headers['content-location']));
-  await work(t);
-  const manifest = (await poll(a, s2)).json() as Manifest;
-  t.equal((await database.pool.query('SELECT count(*)::int AS n FROM bulk_files WHERE job_id = $1', [id])).rows[0].n, 0, 'no worker wrote a file for the cancelled one');
-  t.equal((await a.inject({ method: 'DELETE', url: s2 })).statusCode, 202);
-  assertOutcome(t, await a.inject(s2), 404, 'not-found', 'status after cancel');
-  assertOutcome(t, await a.inject(pathOf(manifest.output[0]!.url)), 404, 'not-found', 'file after cancel');
-  assertOutcome(t, await a.inject({ method: 'DELETE', url: s2 }), 404, 'not-found', 'cancel twice');
-});
-
-t.test('expiry: after BULK_EXPIRY the status URL and the files are 404, and the rows are swept', async (t) => {
-  await create(a, patient('Brief'));
-  const res = await kickoff(a, '/fhir/$export?_type=Patient');
-  const id = String(res.headers['content-location']).split('/').pop()!;
-  const status = String(res.headers['content-location']);
-  await work(t, { expirySeconds: 1 });
-  const m = (await poll(a, status)).json() as Manifest;
-  await new Promise((r) => setTimeout(r, 1200));
-  assertOutcome(t, await a.inject(pathOf(status)), 404, 'not-found', 'status after expiry');
-  assertOutcome(t, await a.inject(pathOf(m.output[0]!.url)), 404, 'not-found', 'file after expiry');
-  let left = 1;
-  for (let i = 0; i < 50 && left; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = (await database.pool.query('SELECT count(*)::int AS n FROM bulk_chunks WHERE job_id = $1', [id])).rows[0].n;
-  }
-  t.equal(left, 0, 'its chunks are deleted');
 });
 
 t.test('one export per client at a time (BULK_MAX_PER_CLIENT): a second → 429 with Retry-After', async (t) => {

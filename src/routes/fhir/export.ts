@@ -209,7 +209,8 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
         request: job.request,
         requiresAccessToken: app.auth !== undefined,
         output: files.filter((f) => f.kind === 'output').map(item),
-        ...(job.plan.since ? { deleted: files.filter((f) => f.kind === 'deleted').map(item) } : {}),
+        // Deleted files hold transaction Bundles (one DELETE entry each), so their type is Bundle.
+        ...(job.plan.since ? { deleted: files.filter((f) => f.kind === 'deleted').map((f) => ({ ...item(f), type: 'Bundle' })) } : {}),
         error: files.filter((f) => f.kind === 'error').map(item),
       };
       if (job.expiresAt) reply.header('expires', job.expiresAt.toUTCString());
