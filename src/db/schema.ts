@@ -4,6 +4,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  customType,
   foreignKey,
   index,
   numeric,
@@ -200,6 +201,21 @@ export const searchComposite = pgTable(
     index('search_composite_value_idx').on(t.resourceType, t.param, prefix(t.code), prefix(t.system)),
     index('search_composite_resource_idx').on(t.resourceId, t.param),
   ],
+);
+
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+
+/**
+ * _text (the narrative) and _content (the whole resource): one tsvector per resource and
+ * parameter, made by Postgres from the folded text the indexer extracts (src/fhir/search/text.ts).
+ */
+export const searchText = pgTable(
+  'search_text',
+  {
+    ...indexKey,
+    vector: tsvector('vector').notNull(),
+  },
+  (t) => [index('search_text_vector_idx').using('gin', t.vector), index('search_text_resource_idx').on(t.resourceId, t.param)],
 );
 
 /**

@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../../db/client.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { badRequest } from '../outcome.js';
+import { chainCondition } from './chain.js';
 import { filterCondition, sortExpression } from './sql.js';
 import type { SearchRequest } from './request.js';
 
@@ -43,7 +44,7 @@ interface Key {
 
 /** The WHERE clause of a search: type, not deleted, every filter. */
 export function whereClause(req: SearchRequest): SQL {
-  const parts = [sql`r.resource_type = ${req.type}`, sql`NOT r.deleted`, ...req.filters.map((f) => filterCondition(req.type, f)), ...(req.restrict ? [req.restrict] : [])];
+  const parts = [sql`r.resource_type = ${req.type}`, sql`NOT r.deleted`, ...req.filters.map((f) => (f.chain ? chainCondition(f, req) : filterCondition(req.type, f))), ...(req.restrict ? [req.restrict] : [])];
   return sql.join(parts, sql` AND `);
 }
 

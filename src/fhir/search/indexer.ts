@@ -1,6 +1,7 @@
 import { FIRST, LAST, parseDateRange } from '../dates.js';
 import { searchParams, type SearchParamDef, type SearchParamType } from './params.js';
 import type { Typed } from './paths.js';
+import { textDocuments } from './text.js';
 
 /** Index rows of one resource, grouped by index table. */
 export interface IndexRows {
@@ -21,9 +22,11 @@ export interface IndexRows {
     end: Date | null;
     str: string | null;
   }[];
+  /** _text and _content: the folded text Postgres makes a tsvector of (text.ts). */
+  text: { param: string; doc: string }[];
 }
 
-export const emptyRows = (): IndexRows => ({ token: [], string: [], date: [], reference: [], number: [], uri: [], composite: [] });
+export const emptyRows = (): IndexRows => ({ token: [], string: [], date: [], reference: [], number: [], uri: [], composite: [], text: [] });
 
 /** Lower case without accents: the form string search compares. */
 export function normalizeString(s: string): string {
@@ -179,7 +182,9 @@ function addComposite(rows: IndexRows, def: SearchParamDef, node: Typed): void {
 /** Every index row the search parameters of its type extract from a resource. */
 export function indexResource(type: string, resource: Record<string, unknown>, baseUrl: string): IndexRows {
   const rows = emptyRows();
-  for (const def of searchParams(type).values()) {
+  const params = searchParams(type);
+  rows.text = textDocuments(resource, { text: params.has('_text'), content: params.has('_content') });
+  for (const def of params.values()) {
     if (!def.extract) continue;
     for (const v of def.extract(resource)) {
       if (def.type === 'composite') addComposite(rows, def, v);

@@ -67,7 +67,9 @@ function describe(sp: SearchParameter, type: string): string {
 
 /** Common parameters the engine answers from resource columns or does not support. */
 const COLUMN_PARAMS = new Set(['_id', '_lastUpdated']);
-const UNSUPPORTED = new Set(['_text', '_content', '_query', '_list', '_has', '_type']);
+const UNSUPPORTED = new Set(['_query', '_list', '_has', '_type']);
+/** Answered from search_text (text.ts), not from an expression. */
+const TEXT_PARAMS = new Set(['_text', '_content']);
 
 /** The R4 and custom SearchParameters by base type ('Resource', 'DomainResource' included), and by URL; read once. */
 let definitions:
@@ -110,7 +112,7 @@ function load(type: string): Map<string, SearchParamDef> {
       target: sp.target ?? [],
     };
     try {
-      if (!COLUMN_PARAMS.has(sp.code)) def.extract = compileExpression(def.expression, type);
+      if (!COLUMN_PARAMS.has(sp.code) && !TEXT_PARAMS.has(sp.code)) def.extract = compileExpression(def.expression, type);
       if (sp.type === 'composite') {
         const [a, b] = sp.component ?? [];
         if (!a?.expression || !b?.expression) continue;

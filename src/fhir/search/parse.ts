@@ -1,7 +1,9 @@
 import { parseDateRange, type DateRange } from '../dates.js';
 import { badRequest } from '../outcome.js';
+import type { Chain } from './chain.js';
 import { parseTerminologyValue, TERMINOLOGY_MODIFIERS } from './hierarchy.js';
 import { searchParam, type SearchParamDef } from './params.js';
+import { parseTextFilter, TEXT_PARAMS } from './text.js';
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 const PREFIXES = new Set<string>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
@@ -52,6 +54,8 @@ export interface SearchFilter {
   /** name[:modifier] and raw value as received, for the self link. */
   name: string;
   raw: string;
+  /** A chained or _has parameter (chain.ts): def, modifier and values are then those of its last link's filter. */
+  chain?: Chain;
 }
 
 /** Splits at `sep` unless escaped with a backslash; unescapes `\,` `\|` `\$` `\\`. */
@@ -175,10 +179,11 @@ export function parseFilter(type: string, name: string, raw: string, baseUrl: st
   if (!name.isWellFormed() || !raw.isWellFormed()) {
     throw badRequest(`${name.toWellFormed()}: a search value must be Unicode text; this one holds an unpaired surrogate`, [name.toWellFormed()]);
   }
-  if (name.includes('.')) return undefined; // chained parameters are not supported
+  if (name.includes('.')) return undefined; // chained parameters: chain.ts
   const [code, modifier] = name.split(':', 2) as [string, string | undefined];
   const def = searchParam(type, code);
   if (!def) return undefined;
+  if (TEXT_PARAMS.has(code)) return parseTextFilter(def, name, raw, modifier, splitEscaped(raw, ',').map(unescape));
   if (modifier) {
     const typeModifier = def.type === 'reference' && /^[A-Z][A-Za-z]+$/.test(modifier);
     if (!typeModifier && !MODIFIERS[def.type]?.includes(modifier)) {

@@ -3,6 +3,7 @@ import { badRequest } from '../outcome.js';
 import type { Visibility } from '../visibility.js';
 import { HOSTED_TYPES } from '../registry.js';
 import { searchParam, type SearchParamDef } from './params.js';
+import { isChained, parseChained } from './chain.js';
 import { parseFilter, type SearchFilter } from './parse.js';
 
 export interface SortKey {
@@ -81,7 +82,7 @@ export function parseSearchRequest(type: string, params: [string, string][], bas
       grouped.set(name, [...(grouped.get(name) ?? []), value]);
       continue;
     }
-    const filter = parseFilter(type, name, value, baseUrl);
+    const filter = isChained(name) ? parseChained(type, name, value, baseUrl) : parseFilter(type, name, value, baseUrl);
     if (filter) req.filters.push(filter);
     else req.ignored.push(name);
   }
@@ -113,7 +114,7 @@ export function parseSearchRequest(type: string, params: [string, string][], bas
           const descending = key.startsWith('-');
           const code = descending ? key.slice(1) : key;
           const def = searchParam(type, code);
-          if (!def || def.type === 'composite') throw badRequest(`_sort: "${code}" is not a sortable parameter of ${type}`, ['_sort']);
+          if (!def || def.type === 'composite' || def.code === '_text' || def.code === '_content') throw badRequest(`_sort: "${code}" is not a sortable parameter of ${type}`, ['_sort']);
           req.sort.push({ def, descending });
         }
         break;

@@ -4,6 +4,7 @@ import type { DateRange } from '../dates.js';
 import { normalizeString } from './indexer.js';
 import { TERMINOLOGY_MODIFIERS, terminologyMatch } from './hierarchy.js';
 import type { SearchParamDef } from './params.js';
+import { TEXT_PARAMS, textCondition } from './text.js';
 import type { DateValue, NumberValue, Prefix, SearchFilter, SearchValue, TokenValue } from './parse.js';
 
 /** The index table each parameter type is stored in. */
@@ -196,6 +197,7 @@ export function filterCondition(type: string, f: SearchFilter): SQL {
     const ids = f.values.map((v) => (v as TokenValue).code ?? '');
     return f.modifier === 'not' ? sql`NOT (r.id = ANY(${textArray(ids)}))` : sql`r.id = ANY(${textArray(ids)})`;
   }
+  if (TEXT_PARAMS.has(f.def.code)) return textCondition(type, f);
   if (f.def.code === '_lastUpdated') {
     if (f.missing !== undefined) return f.missing ? sql`FALSE` : sql`TRUE`;
     const end = sql`(r.last_updated + interval '1 millisecond')`;

@@ -3,10 +3,11 @@ import type { Queryable } from '../../db/client.js';
 import { badRequest } from '../outcome.js';
 import type { IndexRows } from './indexer.js';
 import { textArray } from './sql.js';
+import { TEXT_CONFIG } from './text.js';
 
 
 /** Table and column list (name and SQL type, as json_to_recordset reads them) per index kind. */
-const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string, string][] }> = {
+const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string, string, string?][] }> = {
   token: { table: 'search_token', columns: [['system', 'system', 'text'], ['code', 'code', 'text'], ['text', 'text', 'text']] },
   string: { table: 'search_string', columns: [['norm', 'norm', 'text'], ['raw', 'raw', 'text']] },
   date: { table: 'search_date', columns: [['start', 'start', 'timestamptz'], ['end', 'end', 'timestamptz']] },
@@ -29,6 +30,8 @@ const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string,
       ['str', 'str', 'text'],
     ],
   },
+  // The fourth entry is the SQL that makes the column of the record's value.
+  text: { table: 'search_text', columns: [['vector', 'doc', 'text', `to_tsvector('${TEXT_CONFIG}', x."doc")`]] },
 };
 
 export interface IndexedResource {
@@ -71,7 +74,7 @@ export function indexCtes(type: string, resources: IndexedResource[], options: {
       throw badRequest(`A ${kind} search value of ${type} is not Unicode text: it holds an unpaired surrogate`);
     }
     const names = columns.map(([col]) => `"${col}"`).join(', ');
-    const picks = columns.map(([, key]) => `x."${key}"`).join(', ');
+    const picks = columns.map(([, key, , make]) => make ?? `x."${key}"`).join(', ');
     const defs = columns.map(([, key, t]) => `"${key}" ${t}`).join(', ');
     ctes.push(
       sql`${sql.raw(`${prefix}${n++}`)} AS (INSERT INTO ${sql.raw(table)} (resource_type, resource_id, param, ${sql.raw(names)})
