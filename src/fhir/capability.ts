@@ -1,7 +1,9 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import { HOSTED_TYPES } from './registry.js';
+import { MAX_CHAIN_LINKS } from './search/chain.js';
 import { searchParams } from './search/params.js';
 import { DEFAULT_COUNT, DEFAULT_TOTAL, MAX_COUNT } from './search/request.js';
+import { TEXT_CONFIG } from './search/text.js';
 
 /** Reference parameters of `source` that may point at `target`. */
 function referencesTo(source: string, target: string): string[] {
@@ -11,6 +13,13 @@ function referencesTo(source: string, target: string): string[] {
 }
 
 const VERSION = '0.1.0';
+
+const TEXT_SYNTAX = `Postgres full-text search, configuration ${TEXT_CONFIG} (no stemming, no stop words; case and accents folded): words (all must occur), "phrases", OR, NOT or -word, parentheses; commas separate alternatives.`;
+const TEXT_DOCUMENTATION: Record<string, string> = {
+  _text: `The narrative (text.div without its markup). ${TEXT_SYNTAX}`,
+  _content: `Every string value of the resource, the narrative's text included. ${TEXT_SYNTAX}`,
+};
+const HAS_DOCUMENTATION = `Reverse chaining (search.html#has): _has:Type:reference:parameter=value, nested _has too, up to ${MAX_CHAIN_LINKS} links.`;
 
 /**
  * The CapabilityStatement, built from the registry so it can only claim what the
@@ -79,12 +88,16 @@ export function capabilityStatement(
     conditionalRead: 'not-supported',
     conditionalUpdate: true,
     conditionalDelete: 'single',
-    searchParam: [...searchParams(type).values()].map((d) => ({
-      name: d.code,
-      type: d.type as 'token',
-      definition: d.url,
-      documentation: d.description,
-    })),
+    searchParam: [
+      ...[...searchParams(type).values()].map((d) => ({
+        name: d.code,
+        type: d.type as 'token',
+        definition: d.url,
+        documentation: TEXT_DOCUMENTATION[d.code] ?? d.description,
+      })),
+      // R4 defines no SearchParameter for _has (search.html#has), so it has no definition.
+      { name: '_has', type: 'special' as const, documentation: HAS_DOCUMENTATION },
+    ],
     searchInclude: ['*', ...[...searchParams(type).values()].filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`)],
     searchRevInclude: HOSTED_TYPES.flatMap((t) => referencesTo(t.type, type)),
   }));
@@ -110,7 +123,8 @@ export function capabilityStatement(
           `_total defaults to ${DEFAULT_TOTAL} (the exact total is given anyway when every match fits on the first page); ` +
           'paging by opaque keyset cursor (next and previous links); unknown parameters are ignored unless Prefer: handling=strict. ' +
           'Token modifiers :in and :not-in take a ValueSet Fascia serves (its canonical URL or ValueSet/[id]); :below and :above on tokens follow ICD-10-CM by its prefix hierarchy (any case, with or without the dot, as screening) and Fascia\'s own CodeSystems (flat: a code is below only itself); other systems → 400. ' +
-          'Not supported: chained parameters, _has, _text, _content. ' +
+          `Chained parameters (search.html#chaining) on every reference parameter, up to ${MAX_CHAIN_LINKS} links; the target type (subject:Patient.name) is required when more than one of the reference's target types has the next parameter. ` +
+          'Every resource along a chain or _has must be one the caller may search. ' +
           'PATCH: JSON Patch (application/json-patch+json), also as a Binary in Bundle entries; FHIRPath Patch is not supported yet. ' +
           'Conditional PATCH ([type]?criteria) is supported: 0 matches → 404, 1 → patched, more → 412.',
         resource,

@@ -22,6 +22,8 @@ function searchQuery(type: string | undefined) {
   if (!type) {
     properties._id = many('token: Logical id');
     properties._lastUpdated = many('date: When the resource version last changed, e.g. ge2026-03-01');
+    properties._content = many('string: Full-text search of every string in the resource, e.g. "plantar fasciitis" OR heel');
+    properties._text = many('string: Full-text search of the narrative, e.g. (bone OR liver) AND metastases');
   }
   Object.assign(properties, {
     _count: many(`Matches per page (default ${DEFAULT_COUNT}, at most ${MAX_COUNT})`),
@@ -73,6 +75,7 @@ export async function searchRoutes(app: FastifyInstance): Promise<void> {
           summary: `Search ${detailedType ?? 'any other resource type'}`,
           description:
             'FHIR search: comma = OR, a repeated parameter = AND; modifiers such as :missing, :not, :exact, :contains, :text, :of-type, :identifier. ' +
+            'Chained parameters (subject:Patient.identifier=system|value, patient.birthdate=ge1980) and reverse chaining (_has:Observation:patient:code=…) are accepted too. ' +
             'Paging is by an opaque cursor in the next link. Unknown parameters are ignored unless Prefer: handling=strict.' +
             each,
         },
