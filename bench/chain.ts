@@ -6,7 +6,8 @@
  *
  * The chained patient-identifier search is timed in rounds alternating with the plain
  * reference search it stands for (`Observation?patient=<id>`), so a shared, noisy
- * machine slows both alike; the ratio is the figure to read.
+ * machine slows both alike; the ratio is the figure to read. BENCH_DATASET_NOTE, when
+ * set, is printed beside the figures (e.g. how the database was filled).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
@@ -23,6 +24,8 @@ import { ensureDatabase, figuresRow, load, startServer, type Figures } from './l
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_bench';
 const target = Number(process.env.BENCH_OBSERVATIONS ?? 1_000_000);
 const ROUNDS = Number(process.env.BENCH_CHAIN_ROUNDS ?? 6);
+/** How the database was made, when not by this script's seeding alone (said beside the figures). */
+const DATASET_NOTE = process.env.BENCH_DATASET_NOTE;
 const PER_ROUND = Number(process.env.BENCH_CHAIN_REQUESTS ?? 250);
 
 await ensureDatabase(url);
@@ -107,7 +110,7 @@ await database.close();
 const section = [
   '## Chained search',
   '',
-  `Written by \`npm run bench:chain\` (bench/chain.ts) at ${new Date().toISOString()}: ${observations.toLocaleString('en')} Observations, PostgreSQL ${version}, the server as \`node dist/server.js\` over HTTP, one request at a time. **The machine was shared with other agents' work while this ran (2 cores, load from their tests and builds):** the absolute figures are noisy; the chained and plain searches were timed in ${ROUNDS} alternating rounds of ${PER_ROUND} (${sample.length.toLocaleString('en')} different patients), and each figure is the median over the rounds.`,
+  `Written by \`npm run bench:chain\` (bench/chain.ts) at ${new Date().toISOString()}: ${observations.toLocaleString('en')} Observations, PostgreSQL ${version}, the server as \`node dist/server.js\` over HTTP, one request at a time.${DATASET_NOTE ? ` ${DATASET_NOTE}` : ''} **The machine was shared with other agents' work while this ran (2 cores, load from their tests and builds):** the absolute figures are noisy; the chained and plain searches were timed in ${ROUNDS} alternating rounds of ${PER_ROUND} (${sample.length.toLocaleString('en')} different patients), and each figure is the median over the rounds.`,
   '',
   '| query | requests | p50 | p95 | p99 | req/s |',
   '|---|---|---|---|---|---|',

@@ -19,7 +19,6 @@ const TEXT_DOCUMENTATION: Record<string, string> = {
   _text: `The narrative (text.div without its markup). ${TEXT_SYNTAX}`,
   _content: `Every string value of the resource, the narrative's text included. ${TEXT_SYNTAX}`,
 };
-const HAS_DOCUMENTATION = `Reverse chaining (search.html#has): _has:Type:reference:parameter=value, nested _has too, up to ${MAX_CHAIN_LINKS} links.`;
 
 /**
  * The CapabilityStatement, built from the registry so it can only claim what the
@@ -88,16 +87,12 @@ export function capabilityStatement(
     conditionalRead: 'not-supported',
     conditionalUpdate: true,
     conditionalDelete: 'single',
-    searchParam: [
-      ...[...searchParams(type).values()].map((d) => ({
-        name: d.code,
-        type: d.type as 'token',
-        definition: d.url,
-        documentation: TEXT_DOCUMENTATION[d.code] ?? d.description,
-      })),
-      // R4 defines no SearchParameter for _has (search.html#has), so it has no definition.
-      { name: '_has', type: 'special' as const, documentation: HAS_DOCUMENTATION },
-    ],
+    searchParam: [...searchParams(type).values()].map((d) => ({
+      name: d.code,
+      type: d.type as 'token',
+      definition: d.url,
+      documentation: TEXT_DOCUMENTATION[d.code] ?? d.description,
+    })),
     searchInclude: ['*', ...[...searchParams(type).values()].filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`)],
     searchRevInclude: HOSTED_TYPES.flatMap((t) => referencesTo(t.type, type)),
   }));
@@ -123,7 +118,9 @@ export function capabilityStatement(
           `_total defaults to ${DEFAULT_TOTAL} (the exact total is given anyway when every match fits on the first page); ` +
           'paging by opaque keyset cursor (next and previous links); unknown parameters are ignored unless Prefer: handling=strict. ' +
           'Token modifiers :in and :not-in take a ValueSet Fascia serves (its canonical URL or ValueSet/[id]); :below and :above on tokens follow ICD-10-CM by its prefix hierarchy (any case, with or without the dot, as screening) and Fascia\'s own CodeSystems (flat: a code is below only itself); other systems → 400. ' +
+          // R4 has no element for chaining: CapabilityStatement.rest.resource.searchParam points at HL7's SearchParameters, which carry no chain list, and _has has no SearchParameter at all.
           `Chained parameters (search.html#chaining) on every reference parameter, up to ${MAX_CHAIN_LINKS} links; the target type (subject:Patient.name) is required when more than one of the reference's target types has the next parameter. ` +
+          `Reverse chaining (search.html#has): _has:Type:reference:parameter=value on every type, nested _has too. ` +
           'Every resource along a chain or _has must be one the caller may search. ' +
           'PATCH: JSON Patch (application/json-patch+json), also as a Binary in Bundle entries; FHIRPath Patch is not supported yet. ' +
           'Conditional PATCH ([type]?criteria) is supported: 0 matches → 404, 1 → patched, more → 412.',

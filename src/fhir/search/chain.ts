@@ -39,6 +39,8 @@ export const isChained = (name: string) => name.startsWith('_has:') || name.incl
  * handling=strict, like any unknown parameter). Malformed chains → 400.
  */
 export function parseChained(type: string, name: string, raw: string, baseUrl: string): SearchFilter | undefined {
+  // The plain parser's 400 for text that is not Unicode (an unpaired surrogate).
+  if (!name.isWellFormed() || !raw.isWellFormed()) return parseFilter(type, name, raw, baseUrl);
   const chain = parseLinks(type, name, raw, baseUrl, name, 0);
   if (!chain) return undefined;
   return { ...chain.last, name, raw, chain };
