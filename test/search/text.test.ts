@@ -84,7 +84,7 @@ t.test('errors: unbalanced quote or parenthesis, a dangling operator, nothing to
 });
 
 t.test('the migration backfill makes the same vectors as the write path', async (t) => {
-  // Rows the write path made, then the backfill statement of drizzle/0006 on the same resources.
+  // Rows the write path made, then the backfill statement of drizzle/0007 on the same resources.
   const ours = sql`resource_type IN ('Condition', 'Patient')`; // AuditEvents keep arriving as requests are audited
   const written = await database.db.execute(sql`SELECT resource_type, resource_id, param, vector::text AS v FROM search_text WHERE ${ours} ORDER BY 1, 2, 3`);
   const { readFileSync } = await import('node:fs');
