@@ -18,6 +18,7 @@ import { authRoutes } from './routes/auth.js';
 import { edges } from './routes/edges.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
+import { readRouting } from './routes/reads.js';
 import { fhirBodyParser, negotiate } from './routes/fhir/http.js';
 import { bundleRoutes } from './routes/fhir/bundle.js';
 import { conditionalRoutes } from './routes/fhir/conditional.js';
@@ -120,6 +121,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done(null, payload);
   });
   app.decorate('repo', database ? new Repository(database.db, config.baseUrl, withAudit(domainHooks)) : (undefined as unknown as Repository));
+  readRouting(app, database);
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);
 

@@ -8,6 +8,10 @@ export interface Config {
   baseUrl: string;
   /** postgres://… of an external server; undefined → embedded Postgres under dataDir. */
   databaseUrl: string | undefined;
+  /** postgres://… of a streaming replica of it for searches and history; undefined → all reads on the primary. */
+  readDatabaseUrl: string | undefined;
+  /** A replica further behind than this (ms) is not read from. */
+  readMaxLagMs: number;
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Largest accepted request body, in bytes. */
@@ -60,6 +64,8 @@ interface RawEnv {
   HOST: string;
   BASE_URL?: string;
   DATABASE_URL?: string;
+  READ_DATABASE_URL?: string;
+  READ_MAX_LAG_MS: number;
   DATA_DIR: string;
   LOG_LEVEL: Config['logLevel'];
   BODY_LIMIT: number;
@@ -91,6 +97,8 @@ const schema = {
     HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
     BASE_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    READ_DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    READ_MAX_LAG_MS: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 5_000 },
     DATA_DIR: { type: 'string', minLength: 1, default: './data' },
     LOG_LEVEL: {
       type: 'string',
@@ -133,6 +141,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // env-schema says e.g. "env/PORT must be <= 65535"
     throw new ConfigError(`Invalid configuration: ${(err as Error).message}`);
   }
+  if (raw.READ_DATABASE_URL && !raw.DATABASE_URL) {
+    throw new ConfigError('READ_DATABASE_URL needs DATABASE_URL: a read replica streams from an external primary, not from the embedded Postgres');
+  }
   if (raw.AUTH === 'off' && raw.NODE_ENV === 'production') {
     throw new ConfigError('AUTH=off is refused when NODE_ENV=production: anyone reaching the port could read and write every record');
   }
@@ -142,6 +153,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: raw.HOST,
     baseUrl: (raw.BASE_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     databaseUrl: raw.DATABASE_URL || undefined,
+    readDatabaseUrl: raw.READ_DATABASE_URL || undefined,
+    readMaxLagMs: raw.READ_MAX_LAG_MS,
     dataDir: raw.DATA_DIR,
     logLevel: raw.LOG_LEVEL,
     bodyLimit: raw.BODY_LIMIT,

@@ -35,7 +35,14 @@ try {
 
 let database: Database;
 try {
-  database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    poolWaitMs: config.dbPoolWaitMs,
+    readDatabaseUrl: config.readDatabaseUrl,
+    readMaxLagMs: config.readMaxLagMs,
+  });
   mark('database');
 } catch (err) {
   stop(err instanceof EmbeddedPostgresError ? err.message : `Fascia could not open its database: ${message(err)}`, err);

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import * as schema from './schema.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded.js';
+import { ReadRouter } from './replica.js';
 
 export type Db = NodePgDatabase<typeof schema>;
 /** Anything that runs SQL: the pool's handle or an open transaction. */
@@ -13,6 +14,8 @@ export interface Database {
   pool: pg.Pool;
   /** 'external' for DATABASE_URL, 'embedded' for the Postgres Fascia runs itself. */
   kind: 'external' | 'embedded';
+  /** Where searches and history read (src/db/replica.ts): READ_DATABASE_URL's replica when set, else this primary. */
+  reads?: ReadRouter;
   close(): Promise<void>;
 }
 
@@ -22,6 +25,9 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** How long a query waits for a connection (a free one, or a new one to connect) before failing; see PoolOptions. */
   poolWaitMs?: number;
+  /** A streaming replica for searches and history (READ_DATABASE_URL), and how far behind it may be. */
+  readDatabaseUrl?: string;
+  readMaxLagMs?: number;
 }
 
 export interface PoolOptions {
@@ -38,6 +44,7 @@ export interface PoolOptions {
 
 export const DEFAULT_POOL_SIZE = 10;
 export const DEFAULT_POOL_WAIT_MS = 5_000;
+export const DEFAULT_READ_MAX_LAG_MS = 5_000;
 
 type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
 
@@ -93,11 +100,20 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     url = embedded.url;
   }
   const pool = openPool(url, { max: options.poolSize, waitMs: options.poolWaitMs });
+  const db = drizzle(pool, { schema });
+  const reads = new ReadRouter(
+    { db, pool },
+    options.readDatabaseUrl
+      ? { url: options.readDatabaseUrl, poolSize: options.poolSize ?? DEFAULT_POOL_SIZE, maxLagMs: options.readMaxLagMs ?? DEFAULT_READ_MAX_LAG_MS }
+      : undefined,
+  );
   return {
-    db: drizzle(pool, { schema }),
+    db,
     pool,
     kind: embedded ? 'embedded' : 'external',
+    reads,
     async close() {
+      await reads.close();
       await pool.end();
       await embedded?.stop();
     },

@@ -352,3 +352,16 @@ export const bulkChunks = pgTable(
     foreignKey({ columns: [t.jobId, t.fileNo], foreignColumns: [bulkFiles.jobId, bulkFiles.fileNo] }).onDelete('cascade'),
   ],
 );
+
+/**
+ * Where each client's last write ended in the primary's WAL (src/db/replica.ts): a search
+ * or history read goes to the read replica only once its replay has passed it. Shared by
+ * every API process through the primary. UNLOGGED (set in the migration): one row write
+ * per write request without a WAL flush; a crash empties it, and the router then keeps
+ * reads on the primary for the lag bound after the primary's restart.
+ */
+export const readPositions = pgTable('read_positions', {
+  client: text('client').primaryKey(),
+  lsn: text('lsn').notNull(),
+  at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});

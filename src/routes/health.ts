@@ -9,7 +9,12 @@ import { definitionsLoaded } from '../fhir/validation.js';
 
 const status = {
   type: 'object',
-  properties: { status: { type: 'string' }, reason: { type: 'string' } },
+  properties: {
+    status: { type: 'string' },
+    reason: { type: 'string' },
+    replica: { type: 'string', description: 'With READ_DATABASE_URL: streaming, lagging, unreachable, not a replica or starting (the primary answers reads meanwhile)' },
+    replicaLagMs: { type: 'number', description: 'How far the replica is behind the primary, at least, in ms' },
+  },
 };
 
 /** The number of migrations this build ships, to compare with those applied. */
@@ -27,7 +32,7 @@ export async function healthRoutes(app: FastifyInstance, { database }: { databas
   app.get('/healthz', { schema: { tags: ['Health'], summary: 'Liveness', security: [], response: { 200: status } } }, async () => ({ status: 'ok' }));
   app.get(
     '/readyz',
-    { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied', security: [], response: { 200: status, 503: status } } },
+    { schema: { tags: ['Health'], summary: 'Readiness: database reachable, migrations applied (and how the read replica is, when there is one)', security: [], response: { 200: status, 503: status } } },
     async (_req, reply) => {
       // Shutting down (src/server.ts): not ready, so load balancers stop sending new work.
       if (app.draining) return reply.code(503).send({ status: 'unavailable', reason: 'shutting down' });
@@ -38,7 +43,9 @@ export async function healthRoutes(app: FastifyInstance, { database }: { databas
         const result = await database.db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`);
         const applied = (result.rows[0] as { n: number }).n;
         if (applied < expected) return reply.code(503).send({ status: 'unavailable', reason: `${applied}/${expected} migrations applied` });
-        return { status: 'ready' };
+        // A replica that is down or behind does not make Fascia unready: the primary answers its reads.
+        const replica = app.reads?.status();
+        return { status: 'ready', ...(replica && { replica: replica.state, ...(replica.lagMs !== undefined && { replicaLagMs: replica.lagMs }) }) };
       } catch (err) {
         // Any failure means not ready; the reason says which kind (never the message: it may hold SQL).
         const reason = isDatabaseUnavailable(err) ? 'database unreachable' : `database error ${errorCode(err) ?? (err as Error).name}`;

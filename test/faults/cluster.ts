@@ -67,35 +67,44 @@ export interface Cluster {
   log(): string;
 }
 
-/**
- * initdb + start a cluster, stopped and removed at teardown. Takes ~1–2 s. Call only
- * when clusterUnavailable() is false.
- */
-export async function startCluster(t: Teardown): Promise<Cluster> {
+export interface ClusterOptions {
+  /** Extra `-c name=value` settings for the server. */
+  settings?: Record<string, string>;
+}
+
+/** What runs the Debian Postgres tools: as `postgres` when this process is root. */
+function tools(): { bin: string; root: boolean; pgRun: (tool: string, args: string[]) => Promise<unknown>; tempDir: () => string } {
   const bin = postgresBinDir();
   if (!bin) throw new Error(String(clusterUnavailable()));
   const root = process.getuid?.() === 0;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fascia-fault-'));
-  if (root) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-  }
-  const data = path.join(dir, 'data');
-  const logFile = path.join(dir, 'server.log');
-  const port = await freePort();
   const pgRun = (tool: string, args: string[]) =>
     root ? run('runuser', ['-u', 'postgres', '--', path.join(bin, tool), ...args]) : run(path.join(bin, tool), args);
+  const tempDir = () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fascia-fault-'));
+    if (root) {
+      const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+      chownSync(dir, uid, gid);
+    }
+    return dir;
+  };
+  return { bin, root, pgRun, tempDir };
+}
 
-  await pgRun('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+/** Starts the cluster whose data directory is `dir`/data, stopped and removed at teardown. */
+async function runCluster(t: Teardown, dir: string, port: number, options: ClusterOptions): Promise<Cluster> {
+  const { bin, root, pgRun } = tools();
+  const data = path.join(dir, 'data');
+  const logFile = path.join(dir, 'server.log');
   // fsync off: only the Postgres processes die in these tests, never the OS, so the page cache keeps what was written.
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`;
+  const extra = Object.entries(options.settings ?? {}).map(([k, v]) => ` -c ${k}=${v}`).join('');
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50${extra}`;
   const cluster: Cluster = {
     port,
     dir,
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
     start: async () => {
-      await pgRun('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', '-o', options, 'start']);
+      await pgRun('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', '-o', serverOptions, 'start']);
     },
     stop: async (mode = 'fast') => {
       await pgRun('pg_ctl', ['-D', data, '-w', '-t', '60', '-m', mode, 'stop']);
@@ -128,6 +137,31 @@ export async function startCluster(t: Teardown): Promise<Cluster> {
     rmSync(dir, { recursive: true, force: true });
   });
   return cluster;
+}
+
+/**
+ * initdb + start a cluster, stopped and removed at teardown. Takes ~1–2 s. Call only
+ * when clusterUnavailable() is false. It can be a streaming-replication primary as it
+ * is (initdb's pg_hba.conf lets local and 127.0.0.1 connections replicate; wal_level
+ * is set to replica).
+ */
+export async function startCluster(t: Teardown, options: ClusterOptions = {}): Promise<Cluster> {
+  const { pgRun, tempDir } = tools();
+  const dir = tempDir();
+  await pgRun('initdb', ['-D', path.join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  return runCluster(t, dir, await freePort(), { ...options, settings: { wal_level: 'replica', ...options.settings } });
+}
+
+/**
+ * A streaming replica of `primary` (pg_basebackup -R: standby.signal and primary_conninfo
+ * written, WAL streamed during the copy), started as a hot standby on its own port;
+ * stopped and removed at teardown. `settings` e.g. recovery_min_apply_delay.
+ */
+export async function startReplica(t: Teardown, primary: Cluster, options: ClusterOptions = {}): Promise<Cluster> {
+  const { pgRun, tempDir } = tools();
+  const dir = tempDir();
+  await pgRun('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', path.join(dir, 'data'), '-R', '-X', 'stream', '--no-sync']);
+  return runCluster(t, dir, await freePort(), { ...options, settings: { hot_standby: 'on', ...options.settings } });
 }
 
 /**

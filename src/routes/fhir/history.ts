@@ -4,6 +4,9 @@ import { historyEntry, links, serializeBundle } from '../../fhir/bundle.js';
 import { parseDateRange } from '../../fhir/dates.js';
 import { badRequest } from '../../fhir/outcome.js';
 import { sendFhir } from './http.js';
+import { primaryPosition } from '../../db/replica.js';
+import { Repository } from '../../fhir/repository.js';
+import { readFrom } from '../reads.js';
 
 interface HistoryParams {
   _count: number;
@@ -11,14 +14,16 @@ interface HistoryParams {
   _cursor?: string;
 }
 
-/** Where the next page resumes (t, s) and the end of the window the first page fixed (u). */
+/** Where the next page resumes (t, s), the end of the window the first page fixed (u), and the primary's WAL position then (l). */
 interface HistoryCursor extends Record<string, unknown> {
   t: string;
   s: number;
   u: string;
+  l?: string;
 }
 const isInstant = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
-const isHistoryCursor = (v: Record<string, unknown>): v is HistoryCursor => isInstant(v.t) && Number.isSafeInteger(v.s) && isInstant(v.u);
+const isLsn = (v: unknown) => v === undefined || (typeof v === 'string' && /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(v));
+const isHistoryCursor = (v: Record<string, unknown>): v is HistoryCursor => isInstant(v.t) && Number.isSafeInteger(v.s) && isInstant(v.u) && isLsn(v.l);
 
 /**
  * history at system (`/_history`), type (`/T/_history`) or instance (`/T/id/_history`)
@@ -41,7 +46,14 @@ export async function sendHistory(
   if (scope.id && scope.type) await repo.assertExists(scope.type, scope.id);
   // The window ends where no write in flight can fall before it; every page of it keeps that end.
   const until = cursor ? new Date(cursor.u) : await repo.syncPoint(since);
-  const { entries, more } = await repo.history({ ...scope, since, until, count, before });
+  // A read replica answers only once it has replayed everything before the window's end
+  // (the primary's position once the end was fixed); a cursor from before replicas stays on the primary.
+  const reads = req.server.reads;
+  const position = !reads?.configured ? undefined : cursor ? cursor.l : await primaryPosition(repo.db);
+  const query = { ...scope, since, until, count, before };
+  const { entries, more } = reads?.configured && position
+    ? await readFrom(req, (db) => new Repository(db, req.server.config.baseUrl).history(query), position)
+    : await repo.history(query);
 
   const base = req.server.config.baseUrl;
   const path = `${base}/fhir/${[scope.type, scope.id].filter(Boolean).join('/')}${scope.type ? '/' : ''}_history`;
@@ -52,7 +64,7 @@ export async function sendHistory(
   let next: string | undefined;
   if (more) {
     const last = entries[entries.length - 1]!;
-    params.set('_cursor', encodeCursor({ t: last.lastUpdated.toISOString(), s: last.seq, u: until.toISOString() }));
+    params.set('_cursor', encodeCursor({ t: last.lastUpdated.toISOString(), s: last.seq, u: until.toISOString(), ...(position && { l: position }) }));
     next = `${path}?${params}`;
   }
   const body = serializeBundle(

@@ -6,6 +6,7 @@ import { preferStrict, sendFhir } from './http.js';
 import { PRODUCES, errorResponses } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 import { authorize } from '../access.js';
+import { readFrom } from '../reads.js';
 
 const many = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
 
@@ -62,7 +63,9 @@ export async function searchRoutes(app: FastifyInstance): Promise<void> {
     const handler = async (req: FastifyRequest, reply: Parameters<typeof sendFhir>[1]) => {
       const type = target.typeOf(req);
       authorize(req, type, 'search');
-      const body = await search(app.repo.db, type, searchPairs(req), { baseUrl: app.config.baseUrl, strict: preferStrict(req), visibility: req.visibility });
+      const options = { baseUrl: app.config.baseUrl, strict: preferStrict(req), visibility: req.visibility };
+      // On the read replica when it has this client's writes (src/routes/reads.ts), else the primary.
+      const body = await readFrom(req, (db) => search(db, type, searchPairs(req), options));
       return sendFhir(req, reply, 200, body);
     };
     const each = detailedType ? '' : ' Every R4 search parameter of the type is supported; the CapabilityStatement lists them.';
