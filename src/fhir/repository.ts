@@ -284,23 +284,26 @@ export class Repository {
         deleted: false,
         content: stamp(body, id, 1, lastUpdated),
       }));
-      // One statement for current and history rows, the rows as one JSON parameter:
-      // building a 10,000-row multi-VALUES insert costs more than the insert itself.
+      // One statement for current, history and search index rows, the rows as JSON
+      // parameters: building a 10,000-row multi-VALUES insert costs more than the insert itself.
       const rows = JSON.stringify(versions.map((v) => ({ t: v.resourceType, i: v.id, c: v.content })));
-      await tx.execute(sql`
-        WITH input AS (SELECT * FROM json_to_recordset(${rows}::json) AS x(t text, i text, c text)),
-        current AS (
-          INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
-          SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, false, c FROM input)
-        INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
-        SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, 'POST', c FROM input`);
       const byType = new Map<string, { id: string; rows: ReturnType<typeof indexResource> }[]>();
       items.forEach(({ type, body }, i) => {
         const list = byType.get(type) ?? [];
         list.push({ id: versions[i]!.id, rows: indexResource(type, body.plain as Record<string, unknown>, this.baseUrl) });
         byType.set(type, list);
       });
-      for (const [type, list] of byType) await writeIndexes(tx, type, list, true);
+      const indexes = [...byType].flatMap(([type, list], k) => indexCtes(type, list, { fresh: true, prefix: `ix${k}_` }));
+      await tx.execute(sql`
+        WITH input AS (SELECT * FROM json_to_recordset(${rows}::json) AS x(t text, i text, c text)),
+        current AS (
+          INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
+          SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, false, c FROM input),
+        history AS (
+          INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
+          SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, 'POST', c FROM input)
+        ${indexes.length ? sql`, ${sql.join(indexes, sql`, `)}` : sql``}
+        SELECT 1`);
       this.pending.get(tx)?.push(...items.map(({ type, body }, i) => ({ type, id: versions[i]!.id, resource: body.plain as Resource, warnings: this.warningsOf(body) })));
     };
     await this.transaction(write, executor);
