@@ -26,6 +26,8 @@ const target = Number(process.env.BENCH_OBSERVATIONS ?? 1_000_000);
 const ROUNDS = Number(process.env.BENCH_CHAIN_ROUNDS ?? 6);
 /** How the database was made, when not by this script's seeding alone (said beside the figures). */
 const DATASET_NOTE = process.env.BENCH_DATASET_NOTE;
+/** What else ran on the machine meanwhile (said in bold beside the figures). */
+const MACHINE_NOTE = process.env.BENCH_MACHINE_NOTE ?? "The machine may be shared with other work while this runs (2 cores)";
 const PER_ROUND = Number(process.env.BENCH_CHAIN_REQUESTS ?? 250);
 
 await ensureDatabase(url);
@@ -110,7 +112,7 @@ await database.close();
 const section = [
   '## Chained search',
   '',
-  `Written by \`npm run bench:chain\` (bench/chain.ts) at ${new Date().toISOString()}: ${observations.toLocaleString('en')} Observations, PostgreSQL ${version}, the server as \`node dist/server.js\` over HTTP, one request at a time.${DATASET_NOTE ? ` ${DATASET_NOTE}` : ''} **The machine was shared with other agents' work while this ran (2 cores, load from their tests and builds):** the absolute figures are noisy; the chained and plain searches were timed in ${ROUNDS} alternating rounds of ${PER_ROUND} (${sample.length.toLocaleString('en')} different patients), and each figure is the median over the rounds.`,
+  `Written by \`npm run bench:chain\` (bench/chain.ts) at ${new Date().toISOString()}: ${observations.toLocaleString('en')} Observations, PostgreSQL ${version}, the server as \`node dist/server.js\` over HTTP, one request at a time.${DATASET_NOTE ? ` The database: ${DATASET_NOTE}.` : ''} **${MACHINE_NOTE}:** the absolute figures are noisy; the chained and plain searches were timed in ${ROUNDS} alternating rounds of ${PER_ROUND} (${sample.length.toLocaleString('en')} different patients), and each figure is the median over the rounds.`,
   '',
   '| query | requests | p50 | p95 | p99 | req/s |',
   '|---|---|---|---|---|---|',
