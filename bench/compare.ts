@@ -14,7 +14,7 @@ import { domainHooks } from '../src/domain/hooks.js';
 import { generatePatient, prng, seedPatients, transactionBundle, type SeedResource } from '../src/domain/seed.js';
 import { Repository } from '../src/fhir/repository.js';
 import { loadFloor, startFloor } from './floor.js';
-import { cannon, ensureDatabase, load, startServer, type CannonFigures, type CannonRequest } from './lib.js';
+import { cannon, ensureDatabase, load, startServer, type CannonFigures, type CannonRequest, machineNote } from './lib.js';
 
 export const CONNECTIONS = 32;
 const POOL = 16; // DB_POOL_SIZE of the benchmarked Fascia (bench/lib.ts startServer) and the floor's pool
@@ -265,7 +265,7 @@ export function floorLines(f: FloorFigures): string[] {
   return [
     '## Against the floor: Fascia beside a bare server, same data, alternating',
     '',
-    `**The machine was shared with other agents during this run**: read the ratio (Fascia / floor, measured alternately in the same run) before the absolute figures. ${CONNECTIONS} connections; each operation ran ${rounds} round${rounds === 1 ? '' : 's'} of ${f.rows[0]?.fascia.seconds.toFixed(0) ?? '?'} s per server (transactions three times as long), waiting after each until the server's backends are idle alternating Fascia, floor, floor, Fascia, … after a 2 s warm-up each; the figures are each server's median round (by req/s), its p50/p99 from that round. Whole section: ${Math.round(f.seconds)} s.`,
+    `**${machineNote()}**: read the ratio (Fascia / floor, measured alternately in the same run) before the absolute figures. ${CONNECTIONS} connections; each operation ran ${rounds} round${rounds === 1 ? '' : 's'} of ${f.rows[0]?.fascia.seconds.toFixed(0) ?? '?'} s per server (transactions three times as long), waiting after each until the server's backends are idle alternating Fascia, floor, floor, Fascia, … after a 2 s warm-up each; the figures are each server's median round (by req/s), its p50/p99 from that round. Whole section: ${Math.round(f.seconds)} s.`,
     '',
     `**The floor** (\`bench/floor.ts\`) is what Postgres + Node + HTTP cost at least here: a bare Fastify server in its own process on plain \`pg\` (no drizzle, validation, auth, audit, history, rate limit or search index tables), the same pool size (${POOL}) and the same Postgres and database, serving the same JSON text (copied from Fascia's own rows). Each route sends the one statement its operation needs: a SELECT by primary key; one INSERT; an INSERT … ON CONFLICT on a unique identifier index for If-None-Exist; a SELECT on a flat Observation table with patient/code/system/date columns and one btree on them; one transaction with one multi-row INSERT per table.`,
     '',

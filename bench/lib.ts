@@ -198,3 +198,6 @@ export async function cannon(base: string, request: CannonRequest, options: { co
   const n = latencies.length;
   return { n, seconds: result.duration, p50: pct(latencies, 50), p95: pct(latencies, 95), p99: pct(latencies, 99), rps: n / result.duration, unexpected };
 }
+
+/** What else ran on the machine during a run (BENCH_MACHINE_NOTE), said beside its figures. */
+export const machineNote = (): string => process.env.BENCH_MACHINE_NOTE ?? 'The machine may be shared with other work while this runs';

@@ -23,7 +23,7 @@ import { parseSearchRequest } from '../src/fhir/search/request.js';
 import { loadDefinitions } from '../src/fhir/validation.js';
 import { floorBenchmark, floorLines } from './compare.js';
 import { cpuPerResource, ingestBenchmarks } from './ingest.js';
-import { authHeaders, ensureDatabase, figuresRow, load, ms, serverFacts, startServer, type Figures } from './lib.js';
+import { authHeaders, ensureDatabase, figuresRow, load, ms, serverFacts, startServer, type Figures, machineNote } from './lib.js';
 import { soak } from './soak.js';
 import { startSection } from './start.js';
 import { exportSection } from './export.js';
@@ -224,7 +224,7 @@ const lines = [
   'Written by `npm run bench` (bench/run.ts); do not edit by hand. Figures are from the last run.',
   '',
   `- **When:** ${new Date().toISOString()}${only ? ` (\`BENCH_ONLY=${only.join(',')}\`: only that part was measured; the other sections are kept from earlier runs)` : ''}`,
-  `- **Machine:** ${machine}. The machine is shared with other agents' builds, tests and benchmarks while these run: absolute figures move with their load; ratios measured alternately in one run (Fascia / floor) much less.`,
+  `- **Machine:** ${machine}. ${machineNote()}: absolute figures move with its load; ratios measured alternately in one run (Fascia / floor) much less.`,
   '- **How:** the server runs as `node dist/server.js` against the Postgres above; the load comes from the bench process on the same machine over HTTP. Times are wall clock per request, in ms.',
   `- **Durability is not a lever:** ${shipped ? 'the Postgres benchmarked keeps \`synchronous_commit\`, \`fsync\` and \`full_page_writes\` as Postgres ships them (on; printed above as the server reported them during this run)' : '**this run\'s Postgres does NOT keep \`synchronous_commit\`, \`fsync\` and \`full_page_writes\` as Postgres ships them (on; see above): its figures are not comparable**'}, and every table that holds data is logged (WAL). The UNLOGGED tables, by design: ${server.unlogged.length ? server.unlogged.map((t) => `\`${t}\``).join(', ') : '(none found)'}: the rate limit's per-client request counters and the read router's per-client write positions, not data (a crash only resets a minute's counts, and keeps reads on the primary for READ_MAX_LAG_MS).`,
   '',
