@@ -86,7 +86,7 @@ const within = (work: Promise<unknown>, ms: number) => {
 /**
  * The drain. /readyz answers 503 and every answer carries `Connection: close` at once; the
  * listener stays open while requests are in flight, for SHUTDOWN_GRACE_MS at most. Then
- * Fastify closes the listener and the idle sockets, and the requests still running get
+ * the listener and the idle sockets close, and the requests still running get
  * SHUTDOWN_GRACE_MS more; only those left after it are cut (exit 1). Then the pool and the
  * embedded Postgres close.
  */
@@ -94,12 +94,17 @@ async function shutdown(): Promise<void> {
   const grace = config.shutdownGraceMs;
   app.draining = true;
   await within(noneInFlight(), grace);
+  // The listening socket closes here, synchronously, so a connection tried after the record
+  // below is refused (app.close() alone closes it only after its onClose hooks have run: the
+  // audit's last batch, the export workers). `drained` settles when every open connection has ended.
+  const drained = new Promise<void>((resolve) => app.server.close(() => resolve()));
   app.log.info({ inFlight }, 'closing the listener');
-  const closing = app.close();
-  const closed = await within(closing, grace);
+  const closed = await within(drained, grace);
   const cut = closed ? 0 : inFlight;
   if (!closed) app.server.closeAllConnections();
-  await closing;
+  await drained;
+  // Every request has been answered or cut: the onClose hooks store the audit's last batch and stop the workers.
+  await app.close();
   await database.close();
   if (cut > 0) {
     app.log.error({ requests: cut }, 'shutdown grace ran out: requests cut off without an answer');
