@@ -9,6 +9,7 @@
  * machine slows both alike; the ratio is the figure to read. BENCH_DATASET_NOTE, when
  * set, is printed beside the figures (e.g. how the database was filled).
  */
+import { EVERYTHING } from '../src/fhir/visibility.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { openDatabase } from '../src/db/client.js';
@@ -91,7 +92,7 @@ const c = summary(rounds.chained);
 const p = summary(rounds.plain);
 
 const explain = async (type: string, query: string) => {
-  const req = parseSearchRequest(type, [...new URLSearchParams(query)], server.base);
+  const req = parseSearchRequest(type, [...new URLSearchParams(query)], server.base, EVERYTHING);
   const result = await database.db.execute(sql`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${pageQuery(req).query}`);
   return result.rows.map((r) => (r as { 'QUERY PLAN': string })['QUERY PLAN']).join('\n');
 };

@@ -10,6 +10,7 @@
  * `<that database>_ingest`, recreated each time. The server runs as a child process
  * (`node dist/server.js`); the load comes from this process.
  */
+import { EVERYTHING } from '../src/fhir/visibility.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { sql } from 'drizzle-orm';
@@ -99,7 +100,7 @@ async function searchFigures(database: Awaited<ReturnType<typeof openDatabase>>)
   await server.stop();
 
   const explain = async (query: string) => {
-    const req = parseSearchRequest('Observation', [...new URLSearchParams(query.split('?')[1])], server.base);
+    const req = parseSearchRequest('Observation', [...new URLSearchParams(query.split('?')[1])], server.base, EVERYTHING);
     const result = await database.db.execute(sql`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${pageQuery(req).query}`);
     return result.rows.map((r) => (r as { 'QUERY PLAN': string })['QUERY PLAN']).join('\n');
   };

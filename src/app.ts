@@ -142,7 +142,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    if (req.url.startsWith('/fhir') && !isExportFile(req.url)) {
+    // By the route matched (the decoded path), as the access check decides.
+    const route = req.routeOptions.url ?? '';
+    if (route.startsWith('/fhir') && !isExportFile(route)) {
       const format = new URLSearchParams(req.url.split('?')[1] ?? '').get('_format') ?? undefined;
       req.fhirMediaType = negotiate(format, req.headers.accept);
     }

@@ -2,6 +2,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AuditEvent, AuditEventEntity, Resource } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WriteHooks, Written } from '../fhir/repository.js';
+import type { AccessContext } from '../auth/context.js';
+import { isPublicRoute } from '../routes/access.js';
 
 /**
  * The audit trail (R4 AuditEvent, one per /fhir request that touches PHI): who (the
@@ -18,6 +20,10 @@ import type { WriteHooks, Written } from '../fhir/repository.js';
 /** The request as the audit sees it, set before the handler runs. */
 interface AuditedRequest {
   clientId?: string;
+  /** The token's subject (`sub`) when it is not the client itself (an external app's user or patient). */
+  subject?: string;
+  /** The patient in the token's context (patient/ scopes). */
+  patient?: string;
   address: string;
   /** http://hl7.org/fhir/restful-interaction code. */
   interaction: string;
@@ -29,8 +35,33 @@ interface AuditedRequest {
 
 const current = new AsyncLocalStorage<AuditedRequest>();
 
-/** /fhir requests that touch PHI: all but the CapabilityStatement and SMART discovery. */
-const audited = (url: string) => /^\/fhir(\/|\?|$)/.test(url) && !/^\/fhir\/(metadata|\.well-known\/smart-configuration)(\?|\/|$)/.test(url);
+/**
+ * Requests that touch PHI: every protected /fhir route, decided on the route Fastify
+ * matched (as the access check is), so an encoded path or an absolute-form target is
+ * audited like any other; refused ones (401, 403) too.
+ */
+const audited = (req: FastifyRequest) => (req.routeOptions.url ?? '').startsWith('/fhir') && !isPublicRoute(req);
+
+/** The path's segments after /fhir, decoded as the router decoded them (absolute-form targets included). */
+function segmentsOf(req: FastifyRequest): string[] {
+  let path: string;
+  try {
+    path = new URL(req.url, 'http://fascia.invalid').pathname;
+  } catch {
+    path = req.url.split('?')[0]!;
+  }
+  return path
+    .split('/')
+    .slice(2)
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
+}
 
 const TYPE = /^[A-Z][A-Za-z]+$/;
 
@@ -57,14 +88,22 @@ function interactionOf(method: string, segments: string[], body: unknown): strin
 const ACTION: Record<string, AuditEvent['action']> = { create: 'C', update: 'U', patch: 'U', delete: 'D', transaction: 'E', batch: 'E', operation: 'E' };
 
 function describe(req: FastifyRequest): AuditedRequest {
-  const path = req.url.split('?')[0]!;
-  const segments = path.split('/').slice(2).filter(Boolean);
+  const segments = segmentsOf(req);
   const [type, id] = segments;
   const target: AuditEventEntity[] = [];
   if (type && TYPE.test(type)) {
     target.push(id && !id.startsWith('_') && !id.startsWith('$') ? { what: { reference: `${type}/${id}` } } : ({ what: { type } } as AuditEventEntity));
   }
-  return { clientId: req.access?.clientId, address: req.ip, interaction: interactionOf(req.method, segments, req.body), target, recorded: false };
+  const access = req.access as (AccessContext & { subject?: string }) | undefined;
+  return {
+    clientId: access?.clientId,
+    ...(access?.subject !== undefined && access.subject !== access.clientId ? { subject: access.subject } : {}),
+    ...(access?.patient !== undefined ? { patient: access.patient } : {}),
+    address: req.ip,
+    interaction: interactionOf(req.method, segments, req.body),
+    target,
+    recorded: false,
+  };
 }
 
 /** R4 outcome: 0 success, 4 minor failure (4xx), 8 serious failure (5xx). */
@@ -82,9 +121,13 @@ function auditEvent(r: AuditedRequest, status: number, entity: AuditEventEntity[
     agent: [
       {
         who: r.clientId !== undefined ? { identifier: { value: r.clientId }, display: r.clientId } : { display: 'unauthenticated client' },
+        // The token's subject, when someone other than the client itself asks through it.
+        ...(r.subject !== undefined ? { altId: r.subject } : {}),
         requestor: true,
         network: { address: r.address, type: '2' },
       },
+      // The patient whose compartment a patient/ token opens.
+      ...(r.patient !== undefined ? [{ who: { reference: `Patient/${r.patient}` }, requestor: false, role: [{ text: "patient in the token's context" }] }] : []),
     ],
     source: {
       observer: { display: 'Fascia' },
@@ -92,6 +135,19 @@ function auditEvent(r: AuditedRequest, status: number, entity: AuditEventEntity[
     },
     ...(entity.length ? { entity } : {}),
   };
+}
+
+/**
+ * What a request touched beyond its URL (a batch or transaction's entries, as `Type/id`
+ * or a bare type for a search): listed as entities of its AuditEvent.
+ */
+export function auditEntities(touched: string[]): void {
+  const r = current.getStore();
+  if (!r) return;
+  for (const t of new Set(touched)) {
+    if (r.target.some((e) => e.what?.reference === t || (e.what as { type?: string } | undefined)?.type === t)) continue;
+    r.target.push(t.includes('/') ? { what: { reference: t } } : ({ what: { type: t } } as AuditEventEntity));
+  }
 }
 
 /**
@@ -108,7 +164,9 @@ export function withAudit(hooks: WriteHooks): WriteHooks {
       const refs = [...new Set(written.filter((w) => w.type !== 'AuditEvent').map((w) => `${w.type}/${w.id}`))];
       if (!r || !refs.length) return undefined;
       r.recorded = true;
-      return auditEvent(r, 200, refs.map((reference) => ({ what: { reference } })));
+      // What was written, and what else the request named (a transaction's other entries).
+      const others = r.target.filter((e) => !refs.includes(e.what?.reference ?? ''));
+      return auditEvent(r, 200, [...refs.map((reference) => ({ what: { reference } })), ...others]);
     },
   };
 }
@@ -177,13 +235,13 @@ export function auditTrail(app: FastifyInstance): void {
   const queue = new AuditQueue(app);
   // preHandler, not onRequest: the context must survive body parsing to reach the handler.
   app.addHook('preHandler', (req, _reply, done) => {
-    if (!app.repo || !audited(req.url)) return done();
+    if (!app.repo || !audited(req)) return done();
     const r = describe(req);
     requests.set(req, r);
     current.run(r, done);
   });
   app.addHook('onResponse', (req, reply, done) => {
-    if (!app.repo || !audited(req.url)) return done();
+    if (!app.repo || !audited(req)) return done();
     const r = requests.get(req) ?? describe(req);
     if (r.recorded && reply.statusCode < 400) return done();
     queue.add(auditEvent(r, reply.statusCode, r.target), req.log, reply.statusCode >= 500);

@@ -138,7 +138,7 @@ export function planExport(params: KickoffParams, options: PlanOptions): ExportP
       continue;
     }
     const pairs = [...new URLSearchParams(q)];
-    const req = parseSearchRequest(type, pairs, baseUrl);
+    const req = parseSearchRequest(type, pairs, baseUrl, visibility);
     const extra = pairs.map(([n]) => n).filter((n) => !req.filters.some((f) => f.name === n));
     if (!pairs.length || extra.length) {
       unsupported(`_typeFilter "${query}": ${extra.length ? `${extra.join(', ')} is not a search parameter of ${type} (result parameters are not allowed)` : 'no search parameter'}`, '_typeFilter');

@@ -1,4 +1,5 @@
 import type { Observation, Procedure } from '@medplum/fhirtypes';
+import { currentReader } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
 import type { WriteHooks } from '../fhir/repository.js';
 import { checkCanonical, readOnlyReason } from './definitions.js';
@@ -26,7 +27,8 @@ export const domainHooks: WriteHooks = {
   async beforeCommit(tx, written) {
     const sessions = written.filter((w) => w.type === 'Procedure' && isSession(w.resource as Procedure));
     if (sessions.length) {
-      const results = await screenSessions(tx, sessions.map((w) => w.resource as Procedure));
+      // The 422 names a Condition only to a writer who may read it (the request's caller).
+      const results = await screenSessions(tx, sessions.map((w) => w.resource as Procedure), currentReader());
       results.forEach((issues, i) => {
         const errors = issues.filter((x) => x.severity === 'error');
         if (errors.length) throw new FhirError(422, errors, {}, `Procedure/${sessions[i]!.id}`);

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
+import { readableBy, type Reader } from '../fhir/caller.js';
 import type { Observation, OperationOutcomeIssue, Period, Procedure } from '@medplum/fhirtypes';
 import { parseDateRange } from '../fhir/dates.js';
 import { FhirError, issue } from '../fhir/outcome.js';
@@ -176,13 +177,15 @@ export async function reviewMeasurements(tx: Tx, written: Written[]): Promise<vo
 /**
  * The issues a write of this Observation would raise before commit, read from `db`
  * without writing: for $validate, whose synchronous rules cannot see the partOf target.
+ * A partOf target the `reader` may not read is judged as one that does not exist, so the
+ * answer tells nothing of it (whether it exists, is a session, or when it happened).
  */
-export async function measurementIssues(db: Queryable, o: Observation): Promise<OperationOutcomeIssue[]> {
+export async function measurementIssues(db: Queryable, o: Observation, reader: Reader): Promise<OperationOutcomeIssue[]> {
   const ids = validTiming(o) ? [] : procedureIds(o);
   if (!ids.length) return [];
   const result = await db.execute(sql`
     SELECT t.id, p.content FROM unnest(${sql.param(ids)}::text[]) AS t(id)
-    LEFT JOIN resources p ON p.resource_type = 'Procedure' AND p.id = t.id AND NOT p.deleted`);
+    LEFT JOIN resources p ON p.resource_type = 'Procedure' AND p.id = t.id AND NOT p.deleted AND ${readableBy(reader, 'Procedure', sql.raw('p.id'))}`);
   const targets = (result.rows as { id: string; content: string | null }[]).map((r) => ({ id: r.id, procedure: r.content ? (JSON.parse(r.content) as Procedure) : undefined }));
   return judge(o, targets).issues;
 }

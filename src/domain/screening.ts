@@ -2,6 +2,8 @@ import { sql } from 'drizzle-orm';
 import type { OperationOutcomeIssue, Procedure } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/client.js';
 import { issue } from '../fhir/outcome.js';
+import type { Reader } from '../fhir/caller.js';
+import { canSee } from '../fhir/visibility.js';
 import { CONTRAINDICATIONS, ICD10CM, OVERRIDE_EXTENSION, SNOMED, type Technique } from './codes.js';
 import { ICD10_SCREENED_PATTERN, icd10Category } from './icd10.js';
 import { techniqueOf } from './profiles.js';
@@ -48,7 +50,9 @@ const systemName = (system: string) => (system === SNOMED ? 'SNOMED CT' : system
  * dropped; icd10Category then decides, 7th character included). Active
  * (clinicalStatus active, recurrence or relapse), not refuted or entered in error.
  * One query for many patients, read from the search index tables, so it sees
- * Conditions written earlier in the same transaction.
+ * Conditions written earlier in the same transaction. It reads every Condition, whoever
+ * asks: a session must not be recorded past a contraindication the writer may not read.
+ * What the answer then says of each Condition depends on its reader (screenSessions).
  */
 async function contraindicatedConditions(db: Queryable, patientIds: string[]): Promise<{ patient: string; id: string; system: string; code: string }[]> {
   const pairs = ALL_CODES.map((code) => sql`(${code.system}, ${code.code})`);
@@ -95,34 +99,53 @@ export function hasOverride(p: Procedure): boolean {
 const patientOf = (p: Procedure) => /(?:^|\/)Patient\/([^/]+)$/.exec(p.subject?.reference ?? '')?.[1];
 
 /**
- * Screens sessions against their patients' Conditions (one query for all). Every
- * contraindication found is an issue naming the Condition: an error, or a warning when
- * the Procedure records a clinician's override. Sessions that are not planned or
- * happening are not screened unless `anyStatus` (the $screen operation).
+ * Screens sessions against their patients' Conditions (one query for all, over every
+ * Condition: see contraindicatedConditions). Every contraindication found is an issue:
+ * an error, or a warning when the Procedure records a clinician's override. The issue
+ * names the Condition and its code only to a `reader` who may read that Condition;
+ * to others it says that an active Condition contraindicates the technique, and that a
+ * token that may read Conditions sees which (one such issue per session, however many
+ * Conditions are hidden). Sessions that are not planned or happening are not screened
+ * unless `anyStatus` (the $screen operation).
  */
-export async function screenSessions(db: Queryable, procedures: Procedure[], options: { anyStatus?: boolean } = {}): Promise<OperationOutcomeIssue[][]> {
+export async function screenSessions(db: Queryable, procedures: Procedure[], reader: Reader, options: { anyStatus?: boolean } = {}): Promise<OperationOutcomeIssue[][]> {
   const screened = procedures.map((p) => {
     const technique = techniqueOf(p);
     const patientId = patientOf(p);
     return technique && patientId && (options.anyStatus || SCREENED_STATUSES.has(p.status ?? '')) ? { technique, patientId } : undefined;
   });
   const found = await findContraindications(db, screened.filter((s) => s !== undefined));
+  const readable = new Map<string, boolean>();
+  for (const c of found.flat()) {
+    if (readable.has(c.condition)) continue;
+    const id = c.condition.slice('Condition/'.length);
+    readable.set(c.condition, await canSee(db, reader.visibility, 'Condition', id, reader.baseUrl));
+  }
   let next = 0;
   return procedures.map((p, i) => {
     const s = screened[i];
     if (!s) return [];
     const overridden = hasOverride(p);
-    return found[next++]!.map((c) =>
-      issue(
-        overridden ? 'warning' : 'error',
-        'business-rule',
-        `${c.condition} is coded ${c.code} (${systemName(c.system)}): ${c.matched} — contraindication to ${s.technique}${overridden ? '; treated under a recorded clinician override' : ''}`,
-        ['Procedure.subject'],
-      ),
+    const severity = overridden ? 'warning' : 'error';
+    const override = overridden ? '; treated under a recorded clinician override' : '';
+    const findings = found[next++]!;
+    const named = findings.filter((c) => readable.get(c.condition)).map((c) =>
+      issue(severity, 'business-rule', `${c.condition} is coded ${c.code} (${systemName(c.system)}): ${c.matched} — contraindication to ${s.technique}${override}`, ['Procedure.subject']),
     );
+    if (findings.some((c) => !readable.get(c.condition))) {
+      named.push(
+        issue(
+          severity,
+          'business-rule',
+          `An active Condition of the patient is a contraindication to ${s.technique}${override}; a token that may read the patient's Conditions sees which`,
+          ['Procedure.subject'],
+        ),
+      );
+    }
+    return named;
   });
 }
 
-export async function screenSession(db: Queryable, p: Procedure, options: { anyStatus?: boolean } = {}): Promise<OperationOutcomeIssue[]> {
-  return (await screenSessions(db, [p], options))[0]!;
+export async function screenSession(db: Queryable, p: Procedure, reader: Reader, options: { anyStatus?: boolean } = {}): Promise<OperationOutcomeIssue[]> {
+  return (await screenSessions(db, [p], reader, options))[0]!;
 }

@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/client.js';
+import { readableBy, type Reader } from '../fhir/caller.js';
 import { EXERCISE_THERAPY, LOINC, OBSERVATION_SYSTEM, PAIN_NRS, SNOMED, TECHNIQUE_SYSTEM, type Technique } from './codes.js';
 import { TECHNIQUE_CONCEPTS } from './terminology.js';
 
@@ -49,7 +50,10 @@ const EXERCISE_CODES = [EXERCISE_THERAPY.code, '61502001'];
  * effective[x] against the session, see measurements.ts; search reads the same rows),
  * skin responses, complications, and exercise Procedures partOf the session.
  */
-export async function courseRows(db: Queryable, patientId: string, filter: SummaryFilter): Promise<CourseRow[]> {
+export async function courseRows(db: Queryable, patientId: string, filter: SummaryFilter, reader: Reader): Promise<CourseRow[]> {
+  // Only what the reader may search counts: sessions, exercise Procedures, pain scores and skin responses.
+  const procedure = (alias: string) => readableBy(reader, 'Procedure', sql.raw(`${alias}.id`));
+  const observation = (alias: string) => readableBy(reader, 'Observation', sql.raw(`${alias}.id`));
   const conditions: SQL[] = [];
   // Token form: `code` or `system|code`, the system being the technique CodeSystem / SNOMED CT.
   const token = (column: SQL, value: string, system: string) => {
@@ -63,7 +67,7 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
   const where = conditions.length ? sql`AND ${sql.join(conditions, sql` AND `)}` : sql``;
   const pain = (timing: string) => sql`(
     SELECT min(n.value) FROM search_reference po
-    JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted
+    JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted AND ${observation('o')}
     JOIN search_token c ON c.resource_id = po.resource_id AND c.resource_type = 'Observation' AND c.param = 'code' AND c.system = ${LOINC} AND c.code = ${PAIN_NRS.code}
     JOIN search_token tm ON tm.resource_id = po.resource_id AND tm.resource_type = 'Observation' AND tm.param = 'measurement-timing' AND tm.code = ${timing}
     JOIN search_number n ON n.resource_id = po.resource_id AND n.resource_type = 'Observation' AND n.param = 'value-quantity'
@@ -76,7 +80,7 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
              ((p.content::json -> 'performedPeriod') ->> 'end')::timestamptz AS "end",
              ((p.content::json -> 'performedPeriod') ->> 'start')::timestamptz AS period_start
       FROM search_reference subj
-      JOIN resources p ON p.resource_type = 'Procedure' AND p.id = subj.resource_id AND NOT p.deleted
+      JOIN resources p ON p.resource_type = 'Procedure' AND p.id = subj.resource_id AND NOT p.deleted AND ${procedure('p')}
       JOIN search_token tech ON tech.resource_id = p.id AND tech.resource_type = 'Procedure' AND tech.param = 'code' AND tech.system = ${TECHNIQUE_SYSTEM}
       -- Sessions that happened: not planned, cancelled or entered in error.
       JOIN search_token st ON st.resource_id = p.id AND st.resource_type = 'Procedure' AND st.param = 'status' AND st.code IN ('completed', 'in-progress')
@@ -90,7 +94,7 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
     measured AS (
       SELECT s.*, ${pain('before')} AS pain_before, ${pain('after')} AS pain_after,
         EXISTS (SELECT 1 FROM search_reference ch
-                JOIN resources e ON e.resource_type = 'Procedure' AND e.id = ch.resource_id AND NOT e.deleted
+                JOIN resources e ON e.resource_type = 'Procedure' AND e.id = ch.resource_id AND NOT e.deleted AND ${procedure('e')}
                 JOIN search_token ec ON ec.resource_id = ch.resource_id AND ec.resource_type = 'Procedure' AND ec.param = 'code'
                      AND ec.system = ${SNOMED} AND ec.code = ANY(${sql.param(EXERCISE_CODES)}::text[])
                 WHERE ch.resource_type = 'Procedure' AND ch.param = 'part-of' AND ch.target_type = 'Procedure' AND ch.target_id = s.id) AS exercise,
@@ -100,7 +104,7 @@ export async function courseRows(db: Queryable, patientId: string, filter: Summa
     skin AS (
       SELECT m.technique, m.site, v.code, count(*)::int AS n FROM measured m
       JOIN search_reference po ON po.resource_type = 'Observation' AND po.param = 'part-of' AND po.target_type = 'Procedure' AND po.target_id = m.id
-      JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted
+      JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted AND ${observation('o')}
       JOIN search_token c ON c.resource_id = po.resource_id AND c.resource_type = 'Observation' AND c.param = 'code' AND c.system = ${OBSERVATION_SYSTEM} AND c.code = 'skin-response'
       JOIN search_token v ON v.resource_id = po.resource_id AND v.resource_type = 'Observation' AND v.param = 'value-concept' AND v.system = ${SNOMED}
       GROUP BY 1, 2, 3

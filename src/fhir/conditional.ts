@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import type { ParsedJson } from './json.js';
-import { badRequest, notFound, preconditionFailed } from './outcome.js';
+import { badRequest, forbidden, notFound, preconditionFailed } from './outcome.js';
+import { EVERYTHING, type Visibility } from './visibility.js';
 import type { ResourceVersion, Tx } from './repository.js';
 import { searchPage } from './search/engine.js';
 import { parseSearchRequest } from './search/request.js';
@@ -12,13 +13,23 @@ import { parseSearchRequest } from './search/request.js';
  * `PUT [type]?…`, conditional references): at most two, since callers only distinguish
  * 0, 1 and more.
  *
+ * The criteria run as the caller's search, under its `visibility`: what it may not
+ * search neither matches nor counts, so no answer (200, 201, 404, 412, a JSON Patch
+ * `test` failing) tells whether a resource outside its scopes matched. A caller who may
+ * not search the type at all is refused (403): every conditional interaction is a search.
+ *
  * With `lock`, the match runs under a transaction-scoped advisory lock on the
  * normalised query, so two identical conditional creates arriving together are
  * serialised: the second sees the first's resource instead of creating another.
  */
-export async function matchConditional(tx: Queryable, type: string, query: string, baseUrl: string, lock = true): Promise<string[]> {
+export async function matchConditional(tx: Queryable, type: string, query: string, baseUrl: string, visibility: Visibility, lock = true): Promise<string[]> {
+  if (visibility.of(type, 'search').kind === 'none') throw forbidden(`A conditional interaction searches ${type}, which the token's scopes do not allow`);
   const pairs = [...new URLSearchParams(query)];
-  const req = parseSearchRequest(type, pairs, baseUrl);
+  const req = parseSearchRequest(type, pairs, baseUrl, visibility);
+  // Every type the criteria walk through (chains, _has) is searched too.
+  for (const link of req.filters.flatMap((f) => f.chain?.links ?? [])) {
+    if (visibility.of(link.to, 'search').kind === 'none') throw forbidden(`The condition "${query}" searches ${link.to}, which the token's scopes do not allow`);
+  }
   if (req.ignored.length) throw badRequest(`The condition "${query}" uses parameters this server does not support: ${req.ignored.join(', ')}`);
   if (!req.filters.length) throw badRequest(`The condition "${query}" has no search criteria`);
   if (lock) {
@@ -31,12 +42,16 @@ export async function matchConditional(tx: Queryable, type: string, query: strin
 
 /** What the conditional interactions need of the repository. */
 interface Store {
-  read(type: string, id: string, tx?: Tx): Promise<ResourceVersion>;
+  read(type: string, id: string, visibility: Visibility, tx?: Tx): Promise<ResourceVersion>;
   create(type: string, body: ParsedJson, options: { tx?: Tx }): Promise<ResourceVersion>;
   delete(type: string, id: string, tx?: Tx): Promise<ResourceVersion | undefined>;
 }
 
-/** If-None-Exist: 0 matches → create (201), 1 → the existing resource (200), more → 412. */
+/**
+ * If-None-Exist: 0 matches → create (201), 1 → the existing resource (200), more → 412.
+ * The existing version is returned whole; the caller's answer shows its content only if
+ * the caller may read it (src/routes/fhir/http.ts, sendWritten).
+ */
 export async function conditionalCreate(
   store: Store,
   tx: Tx,
@@ -44,10 +59,12 @@ export async function conditionalCreate(
   body: ParsedJson,
   query: string,
   baseUrl: string,
+  visibility: Visibility,
 ): Promise<{ version: ResourceVersion; created: boolean }> {
-  const ids = await matchConditional(tx, type, query, baseUrl);
+  const ids = await matchConditional(tx, type, query, baseUrl, visibility);
   if (ids.length > 1) throw preconditionFailed(`If-None-Exist ${query} matches more than one ${type}`);
-  if (ids.length === 1) return { version: await store.read(type, ids[0]!, tx), created: false };
+  // The match was one the caller may search; whether it may read it is the answer's business.
+  if (ids.length === 1) return { version: await store.read(type, ids[0]!, EVERYTHING, tx), created: false };
   return { version: await store.create(type, body, { tx }), created: true };
 }
 
@@ -61,9 +78,10 @@ export async function conditionalTarget(
   query: string,
   baseUrl: string,
   method: 'PUT' | 'PATCH',
+  visibility: Visibility,
   bodyId?: string,
 ): Promise<string> {
-  const ids = await matchConditional(tx, type, query, baseUrl);
+  const ids = await matchConditional(tx, type, query, baseUrl, visibility);
   if (ids.length > 1) throw preconditionFailed(`${type}?${query} matches more than one resource`);
   if (ids.length === 1) {
     if (bodyId !== undefined && bodyId !== ids[0]) throw badRequest(`The body id "${bodyId}" differs from the matching resource ${type}/${ids[0]}`);
@@ -74,8 +92,8 @@ export async function conditionalTarget(
 }
 
 /** Conditional delete, single: 0 matches → nothing, 1 → deleted, more → 412. */
-export async function conditionalDelete(store: Store, tx: Tx, type: string, query: string, baseUrl: string): Promise<ResourceVersion | undefined> {
-  const ids = await matchConditional(tx, type, query, baseUrl);
+export async function conditionalDelete(store: Store, tx: Tx, type: string, query: string, baseUrl: string, visibility: Visibility): Promise<ResourceVersion | undefined> {
+  const ids = await matchConditional(tx, type, query, baseUrl, visibility);
   if (ids.length > 1) throw preconditionFailed(`${type}?${query} matches more than one resource; conditional delete here deletes one at a time`);
   return ids[0] ? store.delete(type, ids[0], tx) : undefined;
 }

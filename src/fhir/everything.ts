@@ -5,7 +5,7 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 import { forbidden, badRequest } from './outcome.js';
 import { HOSTED_TYPES } from './registry.js';
 import { textArray } from './search/sql.js';
-import { accessCondition, compartmentReferenceParams, patientCompartmentParams, EVERYTHING, type Visibility } from './visibility.js';
+import { accessCondition, compartmentReferenceParams, patientCompartmentParams, type Visibility } from './visibility.js';
 
 /**
  * Patient/[id]/$everything (R4 OperationDefinition Patient-everything): the patient and
@@ -22,7 +22,8 @@ export interface EverythingRequest {
   since?: Date;
   count: number;
   cursor?: string;
-  visibility?: Visibility;
+  /** What the caller may see: each type's matches are limited as its search would be. */
+  visibility: Visibility;
   baseUrl: string;
   /** The query as received (minus _cursor), for the self and next links. */
   query: URLSearchParams;
@@ -52,7 +53,7 @@ export function parseTypes(values: string[]): string[] {
 }
 
 export async function everything(db: Queryable, req: EverythingRequest): Promise<string> {
-  const visibility = req.visibility ?? EVERYTHING;
+  const { visibility } = req;
   const wanted = req.types ?? compartmentTypes();
   // A type the caller may not search is left out; named in _type, it is refused, as search refuses it.
   const types = wanted.filter((type) => {

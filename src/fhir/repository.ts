@@ -3,7 +3,8 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { resourceHistory, resources } from '../db/schema.js';
 import { parseFhirJson, type ParsedJson } from './json.js';
-import { FhirError, badRequest, conflict, gone, issue, notFound, preconditionFailed, unprocessable } from './outcome.js';
+import { FhirError, badRequest, conflict, forbidden, gone, issue, notFound, preconditionFailed, unprocessable } from './outcome.js';
+import { canSee, visibleVersions, type Visibility } from './visibility.js';
 import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
 import { indexCtes, writeIndexes } from './search/store.js';
@@ -61,6 +62,8 @@ export interface WriteResult {
 }
 
 export interface HistoryQuery {
+  /** What the caller may see: each version is judged on its own content (visibility.ts, visibleVersions). */
+  visibility: Visibility;
   type?: string;
   id?: string;
   since?: Date;
@@ -310,7 +313,15 @@ export class Repository {
     return versions;
   }
 
-  async read(type: string, id: string, tx: Tx = this.db): Promise<ResourceVersion> {
+  /**
+   * The current version, if `visibility` lets the caller read it. A type the caller may
+   * not read at all is 403 (the token says so itself); a resource outside what it may
+   * read (a granular scope, another patient's compartment) answers exactly as one that
+   * does not exist, so no answer tells the two apart.
+   */
+  async read(type: string, id: string, visibility: Visibility, tx: Tx = this.db): Promise<ResourceVersion> {
+    const access = visibility.of(type, 'read');
+    if (access.kind === 'none') throw forbidden(`The token's scopes do not allow reading ${type}`);
     const [row] =
       tx === this.db && this.pool
         ? // The hot read by id: a named (prepared once per connection) statement on the pool, without the query builder.
@@ -321,7 +332,7 @@ export class Repository {
             .select()
             .from(resources)
             .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
-    if (!row) throw notFound(`${type}/${id} is not known`);
+    if (!row || (access.kind === 'some' && (row.deleted || !(await canSee(tx, visibility, type, id, this.baseUrl))))) throw notFound(`${type}/${id} is not known`);
     if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.versionId})`);
     return row;
   }
@@ -335,15 +346,33 @@ export class Repository {
     if (!row) throw notFound(`${type}/${id} is not known`);
   }
 
-  async vread(type: string, id: string, versionId: number): Promise<ResourceVersion> {
-    const [row] = await this.db
+  /** One version, if `visibility` lets the caller read that version as it was (not as the resource is now). */
+  async vread(type: string, id: string, versionId: number, visibility: Visibility, tx: Tx = this.db): Promise<ResourceVersion> {
+    const access = visibility.of(type, 'read');
+    if (access.kind === 'none') throw forbidden(`The token's scopes do not allow reading ${type}`);
+    const [row] = await tx
       .select()
       .from(resourceHistory)
       .where(and(eq(resourceHistory.resourceType, type), eq(resourceHistory.id, id), eq(resourceHistory.versionId, versionId)));
-    if (!row) throw notFound(`${type}/${id}/_history/${versionId} is not known`);
+    const unknown = () => notFound(`${type}/${id}/_history/${versionId} is not known`);
+    if (!row) throw unknown();
+    if (!(await visibleVersions(tx, type, access, this.baseUrl, [row])).has(versionId)) throw unknown();
     const version = { ...row, deleted: row.content === null };
     if (version.deleted) throw gone(`${type}/${id}/_history/${versionId} is a deletion`);
     return version;
+  }
+
+  /**
+   * 404 unless the caller may list this resource's history: it has existed (a deleted one
+   * still has a history) and, for a caller limited to some resources of the type, its
+   * current version is one of them (history then lists only the versions it may read).
+   */
+  async assertHistoryVisible(type: string, id: string, visibility: Visibility): Promise<void> {
+    const access = visibility.of(type, 'read');
+    if (access.kind === 'none') throw forbidden(`The token's scopes do not allow reading ${type}`);
+    if (access.kind === 'some') {
+      if (!(await canSee(this.db, visibility, type, id, this.baseUrl))) throw notFound(`${type}/${id} is not known`);
+    } else await this.assertExists(type, id);
   }
 
   /**
@@ -355,7 +384,7 @@ export class Repository {
     type: string,
     id: string,
     body: ParsedJson,
-    options: { ifMatch?: number; tx?: Tx; method?: 'PUT' | 'PATCH'; install?: boolean } = {},
+    options: { ifMatch?: number; tx?: Tx; method?: 'PUT' | 'PATCH'; install?: boolean; mayCreate?: boolean } = {},
   ): Promise<WriteResult> {
     const { ifMatch, method = 'PUT' } = options;
     checkId(id);
@@ -380,6 +409,8 @@ export class Repository {
           return { version: { ...version!, warnings }, created: current.deleted };
         }
         if (ifMatch !== undefined) throw preconditionFailed(`If-Match W/"${ifMatch}" given but ${type}/${id} does not exist`);
+        // An update that would create needs the create permission (SMART: `u` alone changes what exists).
+        if (options.mayCreate === false) throw forbidden(`${type}/${id} does not exist, and creating it needs the create permission on ${type}`);
         // A concurrent create of the same id wins the insert; loop to lock its row and update.
         const version = await this.insertVersion(tx, type, id, 1, body, method, false);
         if (version) return { version: { ...version, warnings }, created: true };
@@ -389,11 +420,15 @@ export class Repository {
 
   /**
    * JSON Patch: applied to the locked current version, then stored like an update (so
-   * the result is validated). A failing `test` or an invalid result → 422.
+   * the result is validated). A failing `test` or an invalid result → 422. A `test`
+   * operation reads the resource, so a patch with one needs a caller (`visibility`) who
+   * may read it: otherwise it answers as a read would (403 for the type, 404 for the
+   * resource), and never tells a match from a mismatch.
    */
-  async patch(type: string, id: string, patch: JsonPatch, options: { ifMatch?: number; tx?: Tx } = {}): Promise<WriteResult> {
+  async patch(type: string, id: string, patch: JsonPatch, options: { visibility: Visibility; ifMatch?: number; tx?: Tx }): Promise<WriteResult> {
     this.assertWritable(type, id, 'PATCH');
     return this.transaction(async (tx) => {
+      if (patch.plain.some((op) => op.op === 'test')) await this.read(type, id, options.visibility, tx);
       const current = await this.lockCurrent(tx, type, id);
       if (options.ifMatch !== undefined && current.versionId !== options.ifMatch) {
         throw preconditionFailed(`If-Match W/"${options.ifMatch}" does not match the current version W/"${current.versionId}"`);
@@ -484,7 +519,20 @@ export class Repository {
       .orderBy(desc(h.lastUpdated), desc(h.seq))
       .limit(q.count + 1);
     const more = rows.length > q.count;
-    const entries = rows.slice(0, q.count).map((r) => ({ ...r, deleted: r.content === null }));
+    const page = rows.slice(0, q.count);
+    // Each version judged on its own content, per type (a page lists only what the caller may read).
+    const hidden = new Set<(typeof page)[number]>();
+    for (const type of new Set(page.map((r) => r.resourceType))) {
+      const access = q.visibility.of(type, 'read');
+      if (access.kind === 'all') continue;
+      const ofType = page.filter((r) => r.resourceType === type);
+      const keys = new Map<string, Set<number>>();
+      for (const id of new Set(ofType.map((r) => r.id))) {
+        keys.set(id, await visibleVersions(this.db, type, access, this.baseUrl, ofType.filter((r) => r.id === id)));
+      }
+      for (const r of ofType) if (!keys.get(r.id)!.has(r.versionId)) hidden.add(r);
+    }
+    const entries = page.filter((r) => !hidden.has(r)).map((r) => ({ ...r, deleted: r.content === null }));
     return { entries, more };
   }
 

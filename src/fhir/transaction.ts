@@ -9,7 +9,8 @@ import { parseJsonPatch } from './patch.js';
 import { isHostedType } from './registry.js';
 import type { Repository, ResourceVersion, Tx } from './repository.js';
 import { search } from './search/index.js';
-import { canSee, type Visibility } from './visibility.js';
+import { EVERYTHING, visibleVersions, type Visibility } from './visibility.js';
+import type { Interaction } from '../auth/scopes.js';
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -44,9 +45,15 @@ export interface BundleOptions {
   /** Prefer: return=representation puts each written resource in its response entry. */
   returnRepresentation: boolean;
   /** Throws (403) when the caller may not do this entry's interaction on its type. */
-  authorize?: (method: Method, type: string, target: { id?: string; query?: string }) => void;
-  /** What the caller may see, for GET entries. */
-  visibility?: Visibility;
+  authorize: (method: Method, type: string, target: { id?: string; query?: string }) => void;
+  /** Whether the caller may do an interaction on a type (a PUT that creates needs create). */
+  may: (type: string, interaction: Interaction) => boolean;
+  /**
+   * What the caller may see: GET entries, conditional references, ifNoneExist and
+   * conditional urls match only what it may search, and a written resource goes back in
+   * its response entry only if it may read it.
+   */
+  visibility: Visibility;
 }
 
 /** Order of processing within a transaction (http.html): DELETE, POST, PUT/PATCH, GET/HEAD. */
@@ -164,7 +171,7 @@ export class BundleProcessor {
     // One entry the caller may not do fails the whole transaction, before anything runs.
     for (const r of requests) {
       try {
-        this.options.authorize?.(r.method, r.type, r);
+        this.options.authorize(r.method, r.type, r);
       } catch (err) {
         throw atEntry(err, r.index);
       }
@@ -177,6 +184,7 @@ export class BundleProcessor {
       const entry = err instanceof FhirError && err.subject ? requests.find((r) => `${r.type}/${r.id}` === err.subject) : undefined;
       throw entry ? atEntry(err, entry.index) : err;
     }
+    await this.hideUnreadable(requests, outcomes);
     return this.response('transaction-response', requests.map((r, i) => this.responseEntry(r, outcomes[i]!)));
   }
 
@@ -193,15 +201,15 @@ export class BundleProcessor {
     const outcomes: Outcome[] = new Array(requests.length);
     const ordered = [...requests].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
     const map = new Map<string, string>();
-    const { baseUrl } = this.options;
+    const { baseUrl, visibility } = this.options;
 
-    // Conditional references resolve against what is stored; each must match exactly one.
+    // Conditional references resolve against what the caller may search; each must match exactly one.
     const conditional = new Set<string>();
     for (const r of requests) if (r.resource) conditionalReferences(r.resource.plain, conditional);
     for (const ref of conditional) {
       const [type, query] = ref.split('?', 2) as [string, string];
       if (!isHostedType(type)) throw badRequest(`Conditional reference ${ref}: ${type} is not a type this server hosts`);
-      const ids = await matchConditional(tx, type, query, baseUrl, false);
+      const ids = await matchConditional(tx, type, query, baseUrl, visibility, false);
       if (ids.length !== 1) throw preconditionFailed(`Conditional reference ${ref} matches ${ids.length === 0 ? 'no' : 'more than one'} resource`);
       map.set(ref, `${type}/${ids[0]}`);
     }
@@ -212,11 +220,12 @@ export class BundleProcessor {
         if (r.method === 'DELETE') outcomes[r.index] = await this.remove(tx, r);
         else if (r.method === 'POST') {
           if (r.ifNoneExist) {
-            const ids = await matchConditional(tx, r.type, r.ifNoneExist, baseUrl);
+            const ids = await matchConditional(tx, r.type, r.ifNoneExist, baseUrl, visibility);
             if (ids.length > 1) throw preconditionFailed(`ifNoneExist ${r.ifNoneExist} matches more than one ${r.type}`);
             if (ids.length === 1) {
               r.id = ids[0];
-              outcomes[r.index] = { status: '200 OK', version: await this.repo.read(r.type, r.id!, tx) };
+              // A match the caller may search; hideUnreadable keeps its content from one who may not read it.
+              outcomes[r.index] = { status: '200 OK', version: await this.repo.read(r.type, r.id!, EVERYTHING, tx) };
             }
           }
           // The id is chosen now so that references to this entry's fullUrl can be rewritten.
@@ -224,7 +233,7 @@ export class BundleProcessor {
           if (r.fullUrl) map.set(r.fullUrl, `${r.type}/${r.id}`);
           if (!outcomes[r.index]) creates.push(r);
         } else if (r.method === 'PUT' || r.method === 'PATCH') {
-          r.id ??= await conditionalTarget(tx, r.type, r.query!, baseUrl, r.method, bodyId(r));
+          r.id ??= await conditionalTarget(tx, r.type, r.query!, baseUrl, r.method, visibility, bodyId(r));
           if (r.fullUrl) map.set(r.fullUrl, `${r.type}/${r.id}`);
         }
       } catch (err) {
@@ -285,19 +294,20 @@ export class BundleProcessor {
     for (let i = 0; i < entries.length; i++) {
       try {
         const r = parseRequest(entries[i]!, exact[i]!, i, this.options.baseUrl);
-        this.options.authorize?.(r.method, r.type, r);
+        this.options.authorize(r.method, r.type, r);
         const result = await this.repo.transaction(async (tx) => {
           if (r.method === 'DELETE') return this.remove(tx, r);
           if (r.method === 'POST') {
             if (!r.ifNoneExist) return { status: '201 Created', version: await this.repo.create(r.type, r.resource!, { tx }) };
-            const { version, created } = await conditionalCreate(this.repo, tx, r.type, r.resource!, r.ifNoneExist, this.options.baseUrl);
+            const { version, created } = await conditionalCreate(this.repo, tx, r.type, r.resource!, r.ifNoneExist, this.options.baseUrl, this.options.visibility);
             return { status: created ? '201 Created' : '200 OK', version };
           }
           if (!r.id && (r.method === 'PUT' || r.method === 'PATCH')) {
-            r.id = await conditionalTarget(tx, r.type, r.query!, this.options.baseUrl, r.method, bodyId(r));
+            r.id = await conditionalTarget(tx, r.type, r.query!, this.options.baseUrl, r.method, this.options.visibility, bodyId(r));
           }
           return this.apply(tx, r);
         });
+        await this.hideUnreadable([r], [result]);
         out.push(this.responseEntry(r, result));
       } catch (err) {
         if (!(err instanceof FhirError)) throw err;
@@ -309,26 +319,37 @@ export class BundleProcessor {
 
   private async remove(tx: Tx, r: Request): Promise<Outcome> {
     if (r.id) await this.repo.delete(r.type, r.id, tx);
-    else r.id = (await conditionalDelete(this.repo, tx, r.type, r.query!, this.options.baseUrl))?.id;
+    else r.id = (await conditionalDelete(this.repo, tx, r.type, r.query!, this.options.baseUrl, this.options.visibility))?.id;
     return { status: '204 No Content' };
   }
 
   /** PUT, PATCH, GET/HEAD of one entry whose id is known. */
   private async apply(tx: Tx, r: Request): Promise<Outcome> {
+    const { visibility, baseUrl, may } = this.options;
     if (r.method === 'PUT') {
-      const { version, created } = await this.repo.update(r.type, r.id!, r.query ? withBodyId(r.resource!, r.id!) : r.resource!, { ifMatch: r.ifMatch, tx });
+      const mayCreate = may(r.type, 'create');
+      const { version, created } = await this.repo.update(r.type, r.id!, r.query ? withBodyId(r.resource!, r.id!) : r.resource!, { ifMatch: r.ifMatch, tx, mayCreate });
       return { status: created ? '201 Created' : '200 OK', version };
     }
     if (r.method === 'PATCH') {
-      const { version } = await this.repo.patch(r.type, r.id!, binaryPatch(r), { ifMatch: r.ifMatch, tx });
+      const { version } = await this.repo.patch(r.type, r.id!, binaryPatch(r), { visibility, ifMatch: r.ifMatch, tx });
       return { status: '200 OK', version };
     }
-    const { visibility, baseUrl } = this.options;
-    if (r.id && visibility && !(await canSee(tx, visibility, r.type, r.id, baseUrl))) throw forbidden(`${r.type}/${r.id} is outside what the token's scopes allow`);
-    if (r.id && r.versionId) return { status: '200 OK', body: (await this.repo.vread(r.type, r.id, r.versionId)).content! };
-    if (r.id) return { status: '200 OK', body: (await this.repo.read(r.type, r.id, tx)).content! };
+    if (r.id && r.versionId) return { status: '200 OK', body: (await this.repo.vread(r.type, r.id, r.versionId, visibility, tx)).content! };
+    if (r.id) return { status: '200 OK', body: (await this.repo.read(r.type, r.id, visibility, tx)).content! };
     const params = [...new URLSearchParams(r.query ?? '')];
     return { status: '200 OK', body: await search(tx, r.type, params, { baseUrl, strict: false, visibility }) };
+  }
+
+  /** Written (or matched) versions the caller may not read leave the response without their content. */
+  private async hideUnreadable(requests: Request[], outcomes: Outcome[]): Promise<void> {
+    const { visibility, baseUrl } = this.options;
+    for (let i = 0; i < requests.length; i++) {
+      const v = outcomes[i]?.version;
+      if (!v || !v.content) continue;
+      const shown = await visibleVersions(this.repo.db, requests[i]!.type, visibility.of(requests[i]!.type, 'read'), baseUrl, [v]);
+      if (!shown.has(v.versionId)) outcomes[i] = { ...outcomes[i]!, version: { ...v, content: null } };
+    }
   }
 
   private responseEntry(r: Request, o: Outcome): RawEntry {

@@ -5,6 +5,8 @@ import { HOSTED_TYPES } from './registry.js';
 import { searchParam } from './search/params.js';
 import { parseFilter } from './search/parse.js';
 import { filterCondition, textArray } from './search/sql.js';
+import { indexResource } from './search/indexer.js';
+import { indexTablesOf } from './search/store.js';
 
 /**
  * What a caller may see of one type, as the engine applies it: everything, nothing,
@@ -19,8 +21,16 @@ export interface Visibility {
   of(type: string, interaction: 'read' | 'search'): TypeAccess;
 }
 
-/** Everything visible: AUTH=off, and the server's own work. */
+/**
+ * Everything visible. Only two kinds of caller hold it, and each names it where it is
+ * used: a request when AUTH=off (src/routes/access.ts), and the server's own work that
+ * must see more than any caller to stay safe (screening reads every Condition, then
+ * tells the caller only what the caller may read). It is never a default.
+ */
 export const EVERYTHING: Visibility = { of: () => ({ kind: 'all' }) };
+
+/** Nothing visible: what the engine assumes of a caller it was told nothing about. */
+export const NOTHING: Visibility = { of: () => ({ kind: 'none' }) };
 
 interface CompartmentEntry {
   code: string;
@@ -101,7 +111,7 @@ export function anyTypeCondition(types: string[], visibility: Visibility, baseUr
   return parts.length ? sql`(${sql.join(parts, sql` OR `)})` : sql`false`;
 }
 
-/** Whether one stored resource is visible: for read, vread and instance history. */
+/** Whether the current version of one stored resource is visible (read, and what read-like answers show). */
 export async function canSee(db: Queryable, visibility: Visibility, type: string, id: string, baseUrl: string): Promise<boolean> {
   const access = visibility.of(type, 'read');
   if (access.kind !== 'some') return access.kind === 'all';
@@ -112,4 +122,39 @@ export async function canSee(db: Queryable, visibility: Visibility, type: string
 /** The types whose every version a caller may list (system history shows only those). */
 export function wholeTypes(visibility: Visibility): string[] {
   return HOSTED_TYPES.map((t) => t.type).filter((type) => visibility.of(type, 'search').kind === 'all');
+}
+
+/** One stored version, as vread and history see it (content null: a deletion). */
+export interface StoredVersion {
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  content: string | null;
+}
+
+/**
+ * The versionIds of `versions` (of resources of `type`) that `access` allows, each
+ * judged on its own content: its compartment and granular criteria as they were in that
+ * version, not as the resource is now. A version's index rows are made from its content
+ * (the indexer every write uses) and the same SQL conditions a search applies run over
+ * them (store.ts, indexTablesOf), one EXISTS per version in one statement. Deletions
+ * carry no content to judge: only `all` access sees them. Rows a write hook derives
+ * from other resources are not made again, so a granular scope naming one of those
+ * parameters matches no old version (it denies, never widens).
+ */
+export async function visibleVersions(db: Queryable, type: string, access: TypeAccess, baseUrl: string, versions: StoredVersion[]): Promise<Set<number>> {
+  if (access.kind === 'all') return new Set(versions.map((v) => v.versionId));
+  if (access.kind === 'none') return new Set();
+  const cond = accessCondition(type, access, baseUrl)!;
+  const checks = versions
+    .filter((v) => v.content !== null)
+    .map((v) => {
+      const rows = indexResource(type, JSON.parse(v.content!) as Record<string, unknown>, baseUrl);
+      return sql`SELECT ${v.versionId}::int AS v WHERE EXISTS (WITH ${indexTablesOf(type, v.id, rows)}
+        SELECT 1 FROM (SELECT ${v.id}::text AS id, ${type}::text AS resource_type, ${v.lastUpdated.toISOString()}::timestamptz AS last_updated, false AS deleted) r
+        WHERE ${cond})`;
+    });
+  if (!checks.length) return new Set();
+  const result = await db.execute(sql.join(checks, sql` UNION ALL `));
+  return new Set((result.rows as { v: number }[]).map((r) => Number(r.v)));
 }

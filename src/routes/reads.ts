@@ -33,8 +33,9 @@ export function readRouting(app: FastifyInstance, database: { db: Db; pool: impo
   app.decorate('reads', reads as ReadRouter);
   if (!reads?.configured) return;
   app.addHook('onSend', async (req, _reply, payload) => {
-    const path = req.url.split('?')[0]!;
-    if (WRITES.has(req.method) && path.startsWith('/fhir') && !path.endsWith('/_search')) await reads.wrote(readerKey(req));
+    // The route matched, not the raw target: /%66hir/… and absolute-form targets are writes too.
+    const route = req.routeOptions.url ?? '';
+    if (WRITES.has(req.method) && route.startsWith('/fhir') && !route.endsWith('/_search')) await reads.wrote(readerKey(req));
     return payload;
   });
 }

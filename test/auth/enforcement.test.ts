@@ -50,7 +50,11 @@ const othersVital = await make({ resourceType: 'Observation', status: 'final', c
 
 t.test('no token, a malformed header, a forged or expired token: 401 with the RFC 6750 challenge', async (t) => {
   expect401(t, await app.inject({ url: '/fhir/Patient' }), undefined, 'no token');
-  expect401(t, await app.inject({ url: '/fhir/Patient', headers: { authorization: 'Basic abc' } }), 'invalid_request', 'not a bearer token');
+  // RFC 6750 §3.1: a malformed request is 400 invalid_request, not 401.
+  const basic = await app.inject({ url: '/fhir/Patient', headers: { authorization: 'Basic abc' } });
+  t.equal(basic.statusCode, 400, 'not a bearer token: 400');
+  t.match(String(basic.headers['www-authenticate'] ?? ''), /error="invalid_request"/, 'not a bearer token: error="invalid_request"');
+  t.equal(basic.json().resourceType, 'OperationOutcome', 'not a bearer token: an OperationOutcome');
   expect401(t, await app.inject({ url: '/fhir/Patient', headers: as('eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.') }), 'invalid_token', 'alg none');
   const [h, b, s] = admin.split('.');
   expect401(t, await app.inject({ url: '/fhir/Patient', headers: as(`${h}.${b}.${s!.slice(0, -4)}AAAA`) }), 'invalid_token', 'a forged signature');
@@ -112,7 +116,12 @@ t.test('granular scopes: only the matching category is read or found', async (t)
   const ids = entries(found).map((e) => e.resource.id).sort();
   t.same(ids, [vital.id, othersVital.id].sort(), 'the two vital signs, not the survey');
   t.equal((await app.inject({ url: `/fhir/Observation/${vital.id}`, headers: as(token) })).statusCode, 200, 'a vital sign reads');
-  expect403(t, await app.inject({ url: `/fhir/Observation/${survey.id}`, headers: as(token) }), 'a survey does not');
+  // Outside the granular scope answers as an id that does not exist: the two cannot be told apart.
+  const outside = await app.inject({ url: `/fhir/Observation/${survey.id}`, headers: as(token) });
+  const unknown = await app.inject({ url: '/fhir/Observation/no-such-id', headers: as(token) });
+  t.equal(outside.statusCode, 404, 'a survey does not read: 404');
+  t.equal(unknown.statusCode, 404, 'nor does an unknown id');
+  t.equal(outside.body.replace(survey.id, 'X'), unknown.body.replace('no-such-id', 'X'), 'and the two answers are the same');
   expect403(t, await app.inject({ url: '/fhir/Observation/_history', headers: as(token) }), 'type history of a granular type');
 });
 

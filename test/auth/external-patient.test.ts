@@ -42,9 +42,9 @@ t.test("a patient/ token finds and reads only its patient's compartment", async 
   const found = (await app.inject({ url: '/fhir/Observation', headers: as(external) })).json() as Json;
   t.same(entries(found).map((e) => e.resource.id), [myPain.id], "Observation search: only the patient's own");
   t.equal((await app.inject({ url: `/fhir/Observation/${myPain.id}`, headers: as(external) })).statusCode, 200, 'reads its own Observation');
-  t.equal((await app.inject({ url: `/fhir/Observation/${theirPain.id}`, headers: as(external) })).statusCode, 403, "not another patient's");
+  t.equal((await app.inject({ url: `/fhir/Observation/${theirPain.id}`, headers: as(external) })).statusCode, 404, "not another patient's (404, as an unknown id)");
   t.equal((await app.inject({ url: `/fhir/Patient/${mine.id}`, headers: as(external) })).statusCode, 200, 'reads its own Patient');
-  t.equal((await app.inject({ url: `/fhir/Patient/${theirs.id}`, headers: as(external) })).statusCode, 403, 'not another Patient');
+  t.equal((await app.inject({ url: `/fhir/Patient/${theirs.id}`, headers: as(external) })).statusCode, 404, 'not another Patient (404, as an unknown id)');
   const patients = (await app.inject({ url: '/fhir/Patient', headers: as(external) })).json() as Json;
   t.same(entries(patients).map((e) => e.resource.id), [mine.id], 'Patient search: itself only');
   const rev = (await app.inject({ url: `/fhir/Patient?_id=${theirs.id}&_revinclude=Observation:subject`, headers: as(external) })).json() as Json;

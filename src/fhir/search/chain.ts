@@ -103,8 +103,8 @@ function parseHas(type: string, name: string, raw: string, baseUrl: string, whol
 
 /** Where a chain may look: every resource along it must be one the caller may search. */
 export interface ChainScope {
-  visibility?: Visibility;
-  baseUrl?: string;
+  visibility: Visibility;
+  baseUrl: string;
 }
 
 /** Reference rows of `def` on `owner` that point at a resource of `target` (aliases such as patient are subject rows). */
@@ -116,7 +116,7 @@ function referenceRows(owner: string, def: SearchParamDef, target: string): SQL 
 
 /** The live resources of `type` the caller may search, that match `cond`, as `SELECT r.id`. */
 function visibleIds(type: string, cond: SQL, scope: ChainScope): SQL {
-  const access = scope.visibility ? accessCondition(type, scope.visibility.of(type, 'search'), scope.baseUrl ?? '') : undefined;
+  const access = accessCondition(type, scope.visibility.of(type, 'search'), scope.baseUrl);
   return sql`SELECT r.id FROM resources r WHERE r.resource_type = ${type} AND NOT r.deleted AND ${cond}${access ? sql` AND ${access}` : sql``}`;
 }
 

@@ -4,14 +4,14 @@ import { badRequest, issue, outcome } from '../outcome.js';
 import { countMatches, cursorFor, estimateMatches, searchPage } from './engine.js';
 import { parseSearchRequest, type SearchRequest } from './request.js';
 import { includes, shape } from './results.js';
-import { accessCondition, type Visibility } from '../visibility.js';
+import type { Visibility } from '../visibility.js';
 
 export interface SearchOptions {
   baseUrl: string;
   /** Prefer: handling=strict — unknown parameters are an error instead of being ignored. */
   strict: boolean;
-  /** What the caller may see; absent: everything. */
-  visibility?: Visibility;
+  /** What the caller may see: matches, included resources and every resource along a chain. */
+  visibility: Visibility;
 }
 
 /** The parameters that shaped the result, as they go into self/next/previous links. */
@@ -28,12 +28,7 @@ function appliedParams(req: SearchRequest, raw: [string, string][]): URLSearchPa
 
 /** Runs a search and returns the searchset Bundle as JSON text. */
 export async function search(db: Queryable, type: string, params: [string, string][], options: SearchOptions): Promise<string> {
-  const req = parseSearchRequest(type, params, options.baseUrl);
-  if (options.visibility) {
-    req.visibility = options.visibility;
-    req.baseUrl = options.baseUrl;
-    req.restrict = accessCondition(type, options.visibility.of(type, 'search'), options.baseUrl);
-  }
+  const req = parseSearchRequest(type, params, options.baseUrl, options.visibility);
   if (options.strict && req.ignored.length) {
     throw badRequest(`Unknown or unsupported search parameters: ${req.ignored.join(', ')}`, req.ignored);
   }

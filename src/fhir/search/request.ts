@@ -1,6 +1,6 @@
 import type { SQL } from 'drizzle-orm';
 import { badRequest } from '../outcome.js';
-import type { Visibility } from '../visibility.js';
+import { accessCondition, type Visibility } from '../visibility.js';
 import { HOSTED_TYPES } from '../registry.js';
 import { searchParam, type SearchParamDef } from './params.js';
 import { isChained, parseChained } from './chain.js';
@@ -36,11 +36,11 @@ export interface SearchRequest {
   cursor?: string;
   /** Parameters that were not understood (ignored unless handling=strict). */
   ignored: string[];
-  /** What the caller may see (granular scopes, a patient compartment); absent: everything. */
-  visibility?: Visibility;
-  /** The caller's limit on the matches themselves, as a condition on `r`. */
+  /** What the caller may see (granular scopes, a patient compartment): matches, includes, every link of a chain. */
+  visibility: Visibility;
+  /** The caller's limit on the matches themselves, as a condition on `r`; undefined when it may see every one. */
   restrict?: SQL;
-  baseUrl?: string;
+  baseUrl: string;
 }
 
 export const DEFAULT_COUNT = 20;
@@ -71,8 +71,11 @@ function parseInclude(name: string, raw: string, iterate: boolean, reverse: bool
  * The query of a search (URL and form body, in order) → what to filter, sort, page and
  * include. Unknown parameters are collected in `ignored`.
  */
-export function parseSearchRequest(type: string, params: [string, string][], baseUrl: string): SearchRequest {
-  const req: SearchRequest = { type, filters: [], sort: [], count: DEFAULT_COUNT, total: DEFAULT_TOTAL, include: [], revinclude: [], ignored: [] };
+export function parseSearchRequest(type: string, params: [string, string][], baseUrl: string, visibility: Visibility): SearchRequest {
+  const req: SearchRequest = {
+    type, filters: [], sort: [], count: DEFAULT_COUNT, total: DEFAULT_TOTAL, include: [], revinclude: [], ignored: [],
+    visibility, baseUrl, restrict: accessCondition(type, visibility.of(type, 'search'), baseUrl),
+  };
   const grouped = new Map<string, string[]>();
   for (const [name, value] of params) {
     // Postgres text cannot hold NUL, and FHIR strings may not contain it.

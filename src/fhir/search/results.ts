@@ -113,7 +113,7 @@ export async function includes(db: Queryable, req: SearchRequest, matches: Row[]
 }
 
 /** Included resources are only those the caller may read. */
-const visible = (req: SearchRequest, types: string[]) => (req.visibility ? anyTypeCondition(types, req.visibility, req.baseUrl ?? '') : sql`true`);
+const visible = (req: SearchRequest, types: string[]) => anyTypeCondition(types, req.visibility, req.baseUrl);
 
 function toRow(r: Record<string, unknown>): Row {
   return { resourceType: r.resource_type as string, id: r.id as string, content: r.content as string };

@@ -34,6 +34,25 @@ const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string,
   text: { table: 'search_text', columns: [['vector', 'doc', 'text', `to_tsvector('${TEXT_CONFIG}', x."doc")`]] },
 };
 
+/**
+ * Common table expressions named like the index tables (`search_token AS (…)`, one per
+ * table) holding only the rows given, for resource `id`: inside a query that starts with
+ * them, every condition the search SQL writes over the index tables reads these rows
+ * instead of the stored ones (a CTE shadows a table of the same name). So a version that
+ * is not the current one is judged by exactly the conditions a search applies, on its own
+ * content, without writing anything (visibility.ts, visibleVersions).
+ */
+export function indexTablesOf(type: string, id: string, rows: IndexRows): SQL {
+  const ctes = (Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]).map(([kind, { table, columns }]) => {
+    const records = (rows[kind] ?? []).map((row) => ({ ...row }));
+    const picks = columns.map(([col, key, , make]) => `${make ?? `x."${key}"`} AS "${col}"`).join(', ');
+    const defs = columns.map(([, key, t]) => `"${key}" ${t}`).join(', ');
+    return sql`${sql.raw(table)} AS (SELECT ${type}::text AS resource_type, ${id}::text AS resource_id, x.param, ${sql.raw(picks)}
+      FROM json_to_recordset(${JSON.stringify(records)}::json) AS x(param text, ${sql.raw(defs)}))`;
+  });
+  return sql.join(ctes, sql`, `);
+}
+
 export interface IndexedResource {
   id: string;
   rows: IndexRows | null;

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { BundleProcessor } from '../../fhir/transaction.js';
 import { preferReturn, sendFhir } from './http.js';
-import { authorize } from '../access.js';
+import { authorize, may, visibilityFor } from '../access.js';
+import { auditEntities } from '../../audit/audit.js';
 import type { Interaction } from '../../auth/scopes.js';
 
 /** The scope a Bundle entry needs: a GET by id reads, a GET by query searches. */
@@ -41,14 +42,33 @@ export async function bundleRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
+      auditEntities(entryTargets(req.fhirBody!.plain));
       const processor = new BundleProcessor(app.repo, {
         baseUrl: app.config.baseUrl,
         maxEntries: app.config.maxBundleEntries,
         returnRepresentation: preferReturn(req) === 'representation' && /return\s*=/.test(String(req.headers.prefer ?? '')),
-        visibility: req.visibility,
+        visibility: visibilityFor(req),
         authorize: (method, type, target) => authorize(req, type, interactionOf(method, target)),
+        may: (type, interaction) => may(req, type, interaction),
       });
       return sendFhir(req, reply, 200, await processor.process(req.fhirBody!));
     },
   );
+}
+
+/**
+ * What each entry of a Bundle names (`Type/id`, or the type for a search or a conditional
+ * url), for its AuditEvent. Creates are left out: what they write is listed when written.
+ */
+function entryTargets(body: unknown): string[] {
+  const entries = (body as { entry?: { request?: { url?: unknown; method?: unknown } }[] } | null)?.entry;
+  if (!Array.isArray(entries)) return [];
+  const out: string[] = [];
+  for (const e of entries) {
+    if (String(e?.request?.method).toUpperCase() === 'POST') continue;
+    const url = typeof e?.request?.url === 'string' ? e.request.url : undefined;
+    const m = url && /(?:^|\/fhir\/|^\/)([A-Z][A-Za-z]+)(?:\/([A-Za-z0-9\-.]{1,64}))?(?:[/?]|$)/.exec(url);
+    if (m) out.push(m[2] ? `${m[1]}/${m[2]}` : m[1]!);
+  }
+  return out;
 }

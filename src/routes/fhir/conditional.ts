@@ -7,7 +7,7 @@ import type { Tx, WriteResult } from '../../fhir/repository.js';
 import { fhirBodyParser, preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { ID, PRODUCES, errorResponses, outcomeResponse, preferHeader } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
-import { authorize } from '../access.js';
+import { authorize, may, visibilityFor } from '../access.js';
 
 const jsonPatchBody = {
   type: 'array',
@@ -57,7 +57,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
     const only = hostedOnly(target);
     const answer = (req: FastifyRequest, reply: FastifyReply, type: string, { version, created }: WriteResult, verb: string) => {
       versionHeaders(reply, version, `${base}/fhir/${type}/${version.id}/_history/${version.versionId}`);
-      return sendWritten(req, reply, created ? 201 : 200, version, `${verb} ${type}/${version.id}`);
+      return sendWritten(req, reply, created ? 201 : 200, type, version, `${verb} ${type}/${version.id}`);
     };
     const patchBody = (req: FastifyRequest) => parseJsonPatch(req.fhirBody!);
 
@@ -82,7 +82,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
         const type = typeOf(req);
         authorize(req, type, 'update');
-        return answer(req, reply, type, await repo.patch(type, req.params.id, patchBody(req), { ifMatch }), 'Patched');
+        return answer(req, reply, type, await repo.patch(type, req.params.id, patchBody(req), { visibility: visibilityFor(req), ifMatch }), 'Patched');
       },
     );
 
@@ -114,8 +114,8 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         const body = req.fhirBody!;
         const bodyId = (body.plain as { id?: string }).id;
         const result = await repo.transaction(async (tx: Tx) => {
-          const id = await conditionalTarget(tx, type, query, base, 'PUT', bodyId);
-          return repo.update(type, id, withBodyId(body, id), { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
+          const id = await conditionalTarget(tx, type, query, base, 'PUT', visibilityFor(req), bodyId);
+          return repo.update(type, id, withBodyId(body, id), { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx, mayCreate: may(req, type, 'create') });
         });
         return answer(req, reply, type, result, result.created ? 'Created' : 'Updated');
       },
@@ -140,8 +140,8 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         const query = criteria(req);
         const patch = patchBody(req);
         const result = await repo.transaction(async (tx: Tx) => {
-          const id = await conditionalTarget(tx, type, query, base, 'PATCH');
-          return repo.patch(type, id, patch, { ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
+          const id = await conditionalTarget(tx, type, query, base, 'PATCH', visibilityFor(req));
+          return repo.patch(type, id, patch, { visibility: visibilityFor(req), ifMatch: parseETag(req.headers['if-match'], 'If-Match'), tx });
         });
         return answer(req, reply, type, result, 'Patched');
       },
@@ -160,7 +160,7 @@ export async function conditionalRoutes(app: FastifyInstance): Promise<void> {
         const type = typeOf(req);
         authorize(req, type, 'delete');
         const query = criteria(req);
-        const version = await repo.transaction((tx) => conditionalDelete(repo, tx, type, query, base));
+        const version = await repo.transaction((tx) => conditionalDelete(repo, tx, type, query, base, visibilityFor(req)));
         if (version) reply.header('etag', etag(version.versionId));
         if (preferReturn(req) === 'minimal') return reply.code(204).send();
         const text = version ? `Deleted ${type}/${version.id}` : `No ${type} matched ${query}; nothing deleted`;

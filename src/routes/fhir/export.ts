@@ -11,7 +11,6 @@ import { cancelJob, createJob, fileChunks, findJob, jobFiles, recordPoll, stored
 import { patientId, planExport, type ExportLevel, type KickoffParams } from '../../bulk/plan.js';
 import { FhirError, badRequest, issue, notFound, outcome } from '../../fhir/outcome.js';
 import { authorize, visibilityFor } from '../access.js';
-import { authorizeOne } from './resources.js';
 import { validateResource } from '../../fhir/validation.js';
 import { FHIR_JSON } from './http.js';
 import { ID, errorResponses, outcomeResponse } from './schemas.js';
@@ -85,8 +84,8 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
     let groupMembers: string[] | undefined;
     if (level === 'group') {
       const id = req.params.id!;
-      await authorizeOne(app, req, 'Group', id);
-      const group = JSON.parse((await repo.read('Group', id)).content!) as Group;
+      authorize(req, 'Group', 'read');
+      const group = JSON.parse((await repo.read('Group', id, visibility)).content!) as Group;
       groupMembers = groupPatients(group, config.baseUrl);
     } else if (level === 'patient') {
       authorize(req, 'Patient', 'search');

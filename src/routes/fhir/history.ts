@@ -7,6 +7,7 @@ import { sendFhir } from './http.js';
 import { primaryPosition } from '../../db/replica.js';
 import { Repository } from '../../fhir/repository.js';
 import { readFrom } from '../reads.js';
+import { visibilityFor } from '../access.js';
 
 interface HistoryParams {
   _count: number;
@@ -43,14 +44,15 @@ export async function sendHistory(
   const cursor = _cursor === undefined ? undefined : decodeCursor(_cursor, isHistoryCursor);
   const before = cursor && { lastUpdated: cursor.t, seq: cursor.s };
   const repo = req.server.repo;
-  if (scope.id && scope.type) await repo.assertExists(scope.type, scope.id);
+  const visibility = visibilityFor(req);
+  if (scope.id && scope.type) await repo.assertHistoryVisible(scope.type, scope.id, visibility);
   // The window ends where no write in flight can fall before it; every page of it keeps that end.
   const until = cursor ? new Date(cursor.u) : await repo.syncPoint(since);
   // A read replica answers only once it has replayed everything before the window's end
   // (the primary's position once the end was fixed); a cursor from before replicas stays on the primary.
   const reads = req.server.reads;
   const position = !reads?.configured ? undefined : cursor ? cursor.l : await primaryPosition(repo.db);
-  const query = { ...scope, since, until, count, before };
+  const query = { ...scope, visibility, since, until, count, before };
   const { entries, more } = reads?.configured && position
     ? await readFrom(req, (db) => new Repository(db, req.server.config.baseUrl).history(query), position)
     : await repo.history(query);

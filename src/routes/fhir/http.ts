@@ -3,6 +3,8 @@ import type { Resource } from '@medplum/fhirtypes';
 import { parseFhirJson } from '../../fhir/json.js';
 import type { ResourceVersion } from '../../fhir/repository.js';
 import { etag } from '../../fhir/etag.js';
+import { visibleVersions } from '../../fhir/visibility.js';
+import { visibilityFor } from '../access.js';
 import { invalidStructure, notAcceptable, outcome, issue } from '../../fhir/outcome.js';
 
 export const FHIR_JSON = 'application/fhir+json';
@@ -68,9 +70,16 @@ export function versionHeaders(reply: FastifyReply, v: ResourceVersion, location
   if (location) reply.header('location', location);
 }
 
-/** Answers a create or update per `Prefer: return=`. */
-export function sendWritten(req: FastifyRequest, reply: FastifyReply, status: number, v: ResourceVersion, message: string): FastifyReply {
-  switch (preferReturn(req)) {
+/**
+ * Answers a create or update per `Prefer: return=`. The resource goes back only to a
+ * caller who may read that version (a token with `c` or `u` and no `r`, or a granular
+ * read the new version falls outside): the others get `return=minimal`'s empty answer.
+ */
+export async function sendWritten(req: FastifyRequest, reply: FastifyReply, status: number, type: string, v: ResourceVersion, message: string): Promise<FastifyReply> {
+  const wanted = preferReturn(req);
+  const readable = async () =>
+    v.content !== null && (await visibleVersions(req.server.repo.db, type, visibilityFor(req).of(type, 'read'), req.server.config.baseUrl, [v])).has(v.versionId);
+  switch (wanted === 'representation' && !(await readable()) ? 'minimal' : wanted) {
     case 'minimal':
       return reply.code(status).send();
     case 'OperationOutcome':

@@ -12,8 +12,7 @@ import { validateResource } from '../../fhir/validation.js';
 import { sendFhir } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
-import { authorize } from '../access.js';
-import { authorizeOne } from './resources.js';
+import { authorize, readerOf, visibilityFor } from '../access.js';
 import { terminologyRoutes } from './terminology.js';
 
 const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
@@ -67,8 +66,8 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
         const domainIssues = async () => {
           const found = repo.rules(type, body);
           const resource = body.plain as Procedure;
-          if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) found.push(...(await screenSession(repo.db, resource)));
-          if (type === 'Observation' && body.plain && (body.plain as Observation).resourceType === 'Observation') found.push(...(await measurementIssues(repo.db, body.plain as Observation)));
+          if (type === 'Procedure' && resource.resourceType === 'Procedure' && isSession(resource)) found.push(...(await screenSession(repo.db, resource, readerOf(req))));
+          if (type === 'Observation' && body.plain && (body.plain as Observation).resourceType === 'Observation') found.push(...(await measurementIssues(repo.db, body.plain as Observation, readerOf(req))));
           return found;
         };
         try {
@@ -92,7 +91,8 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
         summary: 'Screen a proposed soft-tissue session for contraindications',
         description:
           "Checks the patient's active Conditions against the contraindications of the session's technique (open wound, unhealed fracture, hypertension, hematoma, hemophilia, intolerance; for ASTR also osteoporosis, nerve damage, acute inflammation). " +
-          'Answers 200 with one issue per contraindication found, naming the Condition (a warning when the Procedure records a clinician override), or an informational issue when none.',
+          'Answers 200 with one issue per contraindication found (a warning when the Procedure records a clinician override), or an informational issue when none. ' +
+          "Every Condition of the patient is screened; an issue names the Condition and its code only when the token may read it, otherwise it says that an active Condition contraindicates the technique and that a token that may read the patient's Conditions sees which.",
         consumes: CONSUMES,
         produces: PRODUCES,
         body: { $ref: 'Procedure#' },
@@ -101,13 +101,12 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
     },
     async (req, reply) => {
       authorize(req, 'Procedure', 'create');
-      authorize(req, 'Condition', 'search');
       const p = req.fhirBody!.plain as Procedure;
       // The route schema lets `null` and `coding: [null]` through (R4's schema types no complex element); screening reads them as objects.
       validateResource(p, 'Procedure');
       if (!techniqueOf(p)) throw badRequest(`The Procedure needs a technique code from ${TECHNIQUE_SYSTEM}`, ['Procedure.code']);
       if (!/(^|\/)Patient\/[^/]+$/.test(p.subject?.reference ?? '')) throw badRequest('The Procedure needs a Patient subject', ['Procedure.subject']);
-      const issues = await screenSession(repo.db, p, { anyStatus: true });
+      const issues = await screenSession(repo.db, p, readerOf(req), { anyStatus: true });
       if (!issues.length) issues.push(issue('information', 'informational', `No contraindication to ${techniqueOf(p)} found in the patient's active Conditions`));
       return sendFhir(req, reply, 200, outcome(issues));
     },
@@ -173,10 +172,10 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
-      await authorizeOne(app, req, 'Patient', req.params.id);
+      authorize(req, 'Patient', 'read');
       authorize(req, 'Procedure', 'search');
       authorize(req, 'Observation', 'search');
-      await repo.read('Patient', req.params.id);
+      await repo.read('Patient', req.params.id, visibilityFor(req));
       const { technique, 'body-site': bodySite, start, end } = req.query;
       // Postgres text cannot hold NUL (a 500 otherwise), nor can codes hold unpaired surrogates.
       for (const [name, v] of [['technique', technique], ['body-site', bodySite]] as const) {
@@ -189,7 +188,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
         if (!range) throw badRequest(`${name} "${v}" is not a date`, [name]);
         return range;
       };
-      const rows = await courseRows(repo.db, req.params.id, { technique, bodySite, start: date('start', start)?.start, end: date('end', end)?.end });
+      const rows = await courseRows(repo.db, req.params.id, { technique, bodySite, start: date('start', start)?.start, end: date('end', end)?.end }, readerOf(req));
       return sendFhir(req, reply, 200, summaryParameters(req.params.id, rows));
     },
   );

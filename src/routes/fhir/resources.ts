@@ -6,17 +6,7 @@ import { sendHistory } from './history.js';
 import { preferReturn, sendFhir, sendWritten, versionHeaders } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, formatQuery, historyQuery, outcomeResponse, preferHeader } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema, type RouteTarget } from './targets.js';
-import { authorize, authorizeWholeType, visibilityFor } from '../access.js';
-import { forbidden } from '../../fhir/outcome.js';
-import { canSee } from '../../fhir/visibility.js';
-
-/** 403 unless the token may read this one resource (its type, and its granular or compartment limits). */
-export async function authorizeOne(app: FastifyInstance, req: FastifyRequest, type: string, id: string): Promise<void> {
-  authorize(req, type, 'read');
-  if (req.visibility && !(await canSee(app.repo.db, visibilityFor(req), type, id, app.config.baseUrl))) {
-    throw forbidden(`${type}/${id} is outside what the token's scopes allow`);
-  }
-}
+import { authorize, authorizeWholeType, may, visibilityFor } from '../access.js';
 
 interface IdParams {
   id: string;
@@ -75,10 +65,10 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
       const query = req.headers['if-none-exist'];
       const { version, created } =
         typeof query === 'string'
-          ? await app.repo.transaction((tx) => conditionalCreate(app.repo, tx, type, req.fhirBody!, query.replace(/^[A-Za-z]+\?/, ''), app.config.baseUrl))
+          ? await app.repo.transaction((tx) => conditionalCreate(app.repo, tx, type, req.fhirBody!, query.replace(/^[A-Za-z]+\?/, ''), app.config.baseUrl, visibilityFor(req)))
           : { version: await app.repo.create(type, req.fhirBody!), created: true };
       versionHeaders(reply, version, location(type, version.id, version.versionId));
-      return sendWritten(req, reply, created ? 201 : 200, version, created ? `Created ${type}/${version.id}` : `Found ${type}/${version.id}; nothing created`);
+      return sendWritten(req, reply, created ? 201 : 200, type, version, created ? `Created ${type}/${version.id}` : `Found ${type}/${version.id}; nothing created`);
     },
   );
 
@@ -97,8 +87,8 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
     },
     async (req, reply) => {
       const type = typeOf(req);
-      await authorizeOne(app, req, type, req.params.id);
-      const version = await app.repo.read(type, req.params.id);
+      authorize(req, type, 'read');
+      const version = await app.repo.read(type, req.params.id, visibilityFor(req));
       versionHeaders(reply, version);
       const inm = req.headers['if-none-match'];
       if (inm && parseETag(inm, 'If-None-Match') === version.versionId) return reply.code(304).send();
@@ -121,8 +111,8 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
     },
     async (req, reply) => {
       const type = typeOf(req);
-      await authorizeOne(app, req, type, req.params.id);
-      const version = await app.repo.vread(type, req.params.id, req.params.vid);
+      authorize(req, type, 'read');
+      const version = await app.repo.vread(type, req.params.id, req.params.vid, visibilityFor(req));
       versionHeaders(reply, version);
       return sendFhir(req, reply, 200, version.content!);
     },
@@ -158,9 +148,9 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
       const type = typeOf(req);
       authorize(req, type, 'update');
       const ifMatch = parseETag(req.headers['if-match'], 'If-Match');
-      const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, { ifMatch });
+      const { version, created } = await app.repo.update(type, req.params.id, req.fhirBody!, { ifMatch, mayCreate: may(req, type, 'create') });
       versionHeaders(reply, version, location(type, version.id, version.versionId));
-      return sendWritten(req, reply, created ? 201 : 200, version, `${created ? 'Created' : 'Updated'} ${type}/${version.id}`);
+      return sendWritten(req, reply, created ? 201 : 200, type, version, `${created ? 'Created' : 'Updated'} ${type}/${version.id}`);
     },
   );
 
@@ -200,7 +190,7 @@ function registerType(app: FastifyInstance, target: RouteTarget): void {
     },
     async (req, reply) => {
       const type = typeOf(req);
-      await authorizeOne(app, req, type, req.params.id);
+      authorize(req, type, 'read');
       return sendHistory(req, reply, { type, id: req.params.id });
     },
   );

@@ -5,7 +5,7 @@ import { search } from '../../fhir/search/index.js';
 import { preferStrict, sendFhir } from './http.js';
 import { PRODUCES, errorResponses } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
-import { authorize } from '../access.js';
+import { authorize, visibilityFor } from '../access.js';
 import { readFrom } from '../reads.js';
 
 const many = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
@@ -63,7 +63,7 @@ export async function searchRoutes(app: FastifyInstance): Promise<void> {
     const handler = async (req: FastifyRequest, reply: Parameters<typeof sendFhir>[1]) => {
       const type = target.typeOf(req);
       authorize(req, type, 'search');
-      const options = { baseUrl: app.config.baseUrl, strict: preferStrict(req), visibility: req.visibility };
+      const options = { baseUrl: app.config.baseUrl, strict: preferStrict(req), visibility: visibilityFor(req) };
       // On the read replica when it has this client's writes (src/routes/reads.ts), else the primary.
       const body = await readFrom(req, (db) => search(db, type, searchPairs(req), options));
       return sendFhir(req, reply, 200, body);

@@ -3,7 +3,8 @@ import { CANONICAL_BASE, MEASUREMENT_PROFILE, SESSION_PROFILE } from '../../doma
 import { capabilityStatement } from '../../fhir/capability.js';
 import { notFound, notSupported } from '../../fhir/outcome.js';
 import { isHostedType } from '../../fhir/registry.js';
-import { wholeTypes } from '../../fhir/visibility.js';
+import { EVERYTHING, wholeTypes } from '../../fhir/visibility.js';
+import { visibilityFor } from '../access.js';
 import { sendHistory } from './history.js';
 import { sendFhir } from './http.js';
 import { PRODUCES, errorResponses, formatQuery, historyQuery } from './schemas.js';
@@ -60,7 +61,10 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     // A caller who may not list every type sees the history of those it may.
-    async (req, reply) => sendHistory(req, reply, req.visibility ? { types: wholeTypes(req.visibility) } : {}),
+    async (req, reply) => {
+      const visibility = visibilityFor(req);
+      return sendHistory(req, reply, visibility === EVERYTHING ? {} : { types: wholeTypes(visibility) });
+    },
   );
 
   // Deeper paths than any route serves: 404, not-supported when the type is not R4's.

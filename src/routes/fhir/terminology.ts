@@ -18,9 +18,8 @@ import { parseDateRange } from '../../fhir/dates.js';
 import { FhirError, badRequest, issue } from '../../fhir/outcome.js';
 import { MAX_COUNT, DEFAULT_COUNT } from '../../fhir/search/request.js';
 import { validateResource } from '../../fhir/validation.js';
-import { authorize } from '../access.js';
+import { authorize, visibilityFor } from '../access.js';
 import { sendFhir } from './http.js';
-import { authorizeOne } from './resources.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 
 const TECHNIQUE_VS = `${CANONICAL_BASE}/ValueSet/technique`;
@@ -168,10 +167,10 @@ export async function terminologyRoutes(app: FastifyInstance): Promise<void> {
       let instance: Own | undefined;
       if (instanceLevel) {
         const { id } = req.params as { id: string };
-        await authorizeOne(app, req, op.type, id);
+        authorize(req, op.type, 'read');
+        await repo.read(op.type, id, visibilityFor(req)); // 404 or 410 when there is no such resource (or none the caller may read)
         instance = own[op.type](id);
         if (!instance) {
-          await repo.read(op.type, id); // 404 or 410 when there is no such resource
           throw new FhirError(422, [issue('error', 'not-supported', `${op.type}/${id} is not one of Fascia's own; $${op.name} answers over the terminology Fascia serves`)]);
         }
       } else authorize(req, op.type, 'read');
@@ -220,8 +219,8 @@ export async function terminologyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (req, reply) => {
       const { id } = req.params as { id: string };
-      await authorizeOne(app, req, 'Patient', id);
-      await repo.read('Patient', id);
+      authorize(req, 'Patient', 'read');
+      await repo.read('Patient', id, visibilityFor(req));
       const pairs = queryPairs(req);
       const all = (name: string) => pairs.filter(([n]) => n === name).map(([, v]) => v);
       const single = (name: string) => {
@@ -243,7 +242,7 @@ export async function terminologyRoutes(app: FastifyInstance): Promise<void> {
         since,
         count: Math.min(Number(countText ?? DEFAULT_COUNT), MAX_COUNT),
         cursor: single('_cursor'),
-        visibility: req.visibility,
+        visibility: visibilityFor(req),
         baseUrl: app.config.baseUrl,
         query,
       });
