@@ -128,6 +128,12 @@ async function make(next, hash) {
     [
       '// Made by scripts/build.mjs: the server is ./fascia.js (src/server.ts bundled).',
       "import module from 'node:module';",
+      '// Before anything loads: on another Node, one line saying which is needed and how, not a page of minified source.',
+      "const major = Number(process.versions.node.split('.')[0]);",
+      'if (major !== 24) {',
+      "  process.stderr.write(`Fascia needs Node 24 (this is Node ${process.versions.node}): run it with npm start, which uses the Node 24 that npm ci installs (node_modules/.bin/node), or install Node 24\\n`);",
+      '  process.exit(1);',
+      '}',
       "import { fileURLToPath } from 'node:url';",
       "// A directory that cannot be written (a read-only image) only means no cache.",
       "module.enableCompileCache?.(fileURLToPath(new URL('./.compile-cache', import.meta.url)));",
