@@ -39,13 +39,16 @@ export const R4_FILES = [
   'fhir/r4/search-parameters.json',
 ];
 
+/** The operators' CLI, bundled beside the server as dist/cli.js (`npm run cli`: no compile at each call). */
+const CLI_FILES = ['scripts/cli.ts', 'scripts/export.ts'];
+
 function sourceHash() {
   const hash = createHash('sha256');
   const files = readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.relative(ROOT, path.join(e.parentPath, e.name)))
     .sort();
-  for (const file of [...files, 'scripts/build.mjs', 'package-lock.json', 'package.json', 'tsconfig.json']) {
+  for (const file of [...files, ...CLI_FILES, 'scripts/build.mjs', 'package-lock.json', 'package.json', 'tsconfig.json']) {
     hash.update(`${file}\0`);
     hash.update(readFileSync(path.join(ROOT, file)));
     hash.update('\0');
@@ -110,17 +113,20 @@ async function make(next, hash) {
   const { build: esbuild } = await import('esbuild');
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).filter((name) => !BUNDLED.includes(name));
-  await esbuild({
-    entryPoints: [path.join(ROOT, 'src/server.ts')],
-    outfile: path.join(next, 'fascia.js'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    sourcemap: true,
-    external: [...external, ...external.map((name) => `${name}/*`)],
-    logLevel: 'warning',
-  });
+  // The server, and the operators' CLI (answers in well under a second: nothing compiles at each call).
+  for (const [entry, outfile] of [['src/server.ts', 'fascia.js'], ['scripts/cli.ts', 'cli.js']]) {
+    await esbuild({
+      entryPoints: [path.join(ROOT, entry)],
+      outfile: path.join(next, outfile),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node24',
+      sourcemap: true,
+      external: [...external, ...external.map((name) => `${name}/*`)],
+      logLevel: 'warning',
+    });
+  }
   // The entry: V8's compile cache (code compiled once, reused by later starts; Node keys it
   // by file content) must be on before the modules load, so it loads them itself.
   writeFileSync(
