@@ -22,7 +22,7 @@ COPY package.json package-lock.json .npmrc ./
 # (`prepare` builds only where src/ is present: here it is not yet, so it skips.)
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/build.mjs ./scripts/
+COPY scripts/build.mjs scripts/cli.ts scripts/export.ts ./scripts/
 COPY src ./src
 RUN npm run build
 
