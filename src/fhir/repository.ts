@@ -332,7 +332,10 @@ export class Repository {
             .select()
             .from(resources)
             .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
-    if (!row || (access.kind === 'some' && (row.deleted || !(await canSee(tx, visibility, type, id, this.baseUrl))))) throw notFound(`${type}/${id} is not known`);
+    // The visibility query runs whether or not the row exists, so an unknown id and one the
+    // caller may not read cost the same: neither the answer nor its timing tells them apart.
+    const hidden = access.kind === 'some' && !(await canSee(tx, visibility, type, id, this.baseUrl));
+    if (!row || (access.kind === 'some' && (row.deleted || hidden))) throw notFound(`${type}/${id} is not known`);
     if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.versionId})`);
     return row;
   }
