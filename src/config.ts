@@ -30,8 +30,10 @@ export interface Config {
   authIssuer: string | undefined;
   /** The external issuer's JWKS; undefined → discovered from the issuer's .well-known documents. */
   authJwksUrl: string | undefined;
-  /** Lifetime of the access tokens Fascia issues, in seconds. */
+  /** Lifetime of the access tokens Fascia issues, in seconds (also the longest `exp − iat` accepted on them). */
   authTokenTtl: number;
+  /** The longest lifetime (`exp − iat`, or `exp −` now without `iat`) of an external issuer's token that is accepted, in seconds. */
+  authMaxTokenLifetime: number;
   /** Whether clients may authenticate with client_secret_basic (besides private_key_jwt). */
   authClientSecrets: boolean;
   /** Requests per minute per client (per IP without a token), counted in Postgres so replicas share them; 0 turns limiting off. */
@@ -77,6 +79,7 @@ interface RawEnv {
   AUTH_ISSUER?: string;
   AUTH_JWKS_URL?: string;
   AUTH_TOKEN_TTL: number;
+  AUTH_MAX_TOKEN_LIFETIME: number;
   AUTH_CLIENT_SECRETS: 'on' | 'off';
   RATE_LIMIT: number;
   CORS_ORIGINS?: string;
@@ -116,6 +119,7 @@ const schema = {
     AUTH_ISSUER: { type: 'string', pattern: '^https?://[^\\s]+$' },
     AUTH_JWKS_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
     AUTH_TOKEN_TTL: { type: 'integer', minimum: 10, maximum: 86_400, default: 300 },
+    AUTH_MAX_TOKEN_LIFETIME: { type: 'integer', minimum: 10, maximum: 86_400, default: 3600 },
     AUTH_CLIENT_SECRETS: { type: 'string', enum: ['on', 'off'], default: 'off' },
     RATE_LIMIT: { type: 'integer', minimum: 0, default: 6000 },
     CORS_ORIGINS: { type: 'string', pattern: '^\\s*(https?://[^\\s,]+\\s*(,\\s*https?://[^\\s,]+\\s*)*)?$' },
@@ -167,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authIssuer: raw.AUTH_ISSUER || undefined,
     authJwksUrl: raw.AUTH_JWKS_URL || undefined,
     authTokenTtl: raw.AUTH_TOKEN_TTL,
+    authMaxTokenLifetime: raw.AUTH_MAX_TOKEN_LIFETIME,
     authClientSecrets: raw.AUTH_CLIENT_SECRETS === 'on',
     rateLimit: raw.RATE_LIMIT,
     // A browser's Origin has no trailing slash, so one left in the list would never match.

@@ -16,6 +16,8 @@ export interface AccessContext {
   patient?: string;
   /** `iss` of the token: Fascia's own token URL or the external issuer's. */
   issuer: string;
+  /** `sub` of the token: for Fascia's own tokens the client; for an external issuer's, the user or system it names. */
+  subject?: string;
   /** `jti`, when the token has one. */
   tokenId?: string;
   /** Seconds since the epoch at which the token expires. */
@@ -32,4 +34,14 @@ export class AuthError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Who is asking, as one stable key: issuer, client, subject and patient. Jobs, rate limits
+ * and audit records belong to it, never to a bare client id, which an external issuer's
+ * token may claim (the issuer keeps Fascia's clients and an issuer's apart) and which one
+ * external app shares across its users and patients.
+ */
+export function identityOf(access: AccessContext): string {
+  return JSON.stringify([access.issuer, access.clientId, access.subject ?? null, access.patient ?? null]);
 }

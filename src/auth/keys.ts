@@ -10,6 +10,7 @@ export const SIGNING_ALG = 'ES384';
 const KEY_LOCK = 0x66617363 + 1;
 /** How long key rows are trusted in memory; a new kid is looked up at once anyway. */
 const CACHE_MS = 5_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface SigningKey {
   kid: string;
@@ -33,6 +34,9 @@ interface KeyRow {
 export class KeyStore {
   private cached: { at: number; rows: KeyRow[] } | undefined;
   private readonly imported = new Map<string, Promise<CryptoKey>>();
+  /** The kids last seen live, to notice a change made here or by another process (`cli key rotate`). */
+  private seen: string | undefined;
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly db: Db,
@@ -52,7 +56,24 @@ export class KeyStore {
     const keep = this.keepAfterRetired();
     const live = rows.filter((r) => !r.retiredAt || r.retiredAt > keep);
     this.cached = { at: Date.now(), rows: live };
+    const kids = live.map((r) => `${r.kid}:${r.retiredAt ? 'retired' : 'current'}`).join(' ');
+    if (this.seen !== undefined && this.seen !== kids) this.changed();
+    this.seen = kids;
     return live;
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Calls `listener` whenever the set of live keys changes (a rotation, a retired key past its retention). */
+  onChange(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+
+  /** Whether a kid is still live: a current key, or a retired one within its retention. From the rows cached at most CACHE_MS. */
+  async has(kid: string): Promise<boolean> {
+    return (await this.rows()).some((r) => r.kid === kid);
   }
 
   private importKey(row: KeyRow, which: 'private' | 'public'): Promise<CryptoKey> {
@@ -74,6 +95,9 @@ export class KeyStore {
       await tx.delete(authKeys).where(lt(authKeys.retiredAt, this.keepAfterRetired()));
       this.cached = undefined;
       return kid;
+    }).then((kid) => {
+      this.changed();
+      return kid;
     });
   }
 
@@ -93,6 +117,8 @@ export class KeyStore {
 
   /** The public key for a kid, current or retired but not yet past its tokens' lifetime; undefined if unknown. */
   async publicKey(kid: string): Promise<{ key: CryptoKey; alg: string } | undefined> {
+    // Fascia's kids are UUIDs: any other kid costs no database query.
+    if (!UUID.test(kid)) return undefined;
     let row = (await this.rows()).find((r) => r.kid === kid);
     // A kid not seen yet may be a key another process just made (`cli key rotate`).
     if (!row) row = (await this.rows(true)).find((r) => r.kid === kid);

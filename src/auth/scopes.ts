@@ -75,7 +75,14 @@ const EXPLICIT_ONLY = new Set(['AuditEvent']);
 /** Types no client may write, whatever its scopes (the server writes them itself). */
 const SERVER_WRITTEN = new Set(['AuditEvent']);
 
+/**
+ * `user/` scopes act for an end user, and Fascia has no user context (no login, no
+ * fhirUser): such a grant allows nothing, rather than acting as a system/ one.
+ */
+export const USER_SCOPES_REFUSED = 'user/ scopes need an end-user context (a user login), which this server does not have: they grant nothing; use system/ scopes';
+
 const covers = (g: Grant, type: string, interaction: Interaction) =>
+  g.context !== 'user' &&
   (g.type === type || (g.type === '*' && !EXPLICIT_ONLY.has(type))) &&
   g.permissions.has(NEEDS[interaction]) &&
   !(SERVER_WRITTEN.has(type) && interaction !== 'read' && interaction !== 'search');
@@ -100,15 +107,19 @@ export const patientScoped = (grants: Grant[], type: string, interaction: Intera
 /**
  * The scopes to grant: those asked for that some allowed scope covers, each no wider
  * than asked. A client allowed `system/*.rs` that asks for `system/Observation.rs` gets
- * that; one asking for `system/*.cruds` gets `system/*.rs`.
+ * that; one asking for `system/*.cruds` gets `system/*.rs`. The wildcard does not cover
+ * the EXPLICIT_ONLY types even when one is asked for by name, and `user/` scopes are
+ * never granted (USER_SCOPES_REFUSED); each context grants only itself.
  */
 export function intersectScopes(asked: string, allowedScope: string): string {
-  const allow = parseScopes(allowedScope);
+  const allow = parseScopes(allowedScope).filter((a) => a.context !== 'user');
   const out: string[] = [];
   for (const want of parseScopes(asked)) {
+    if (want.context === 'user') continue;
     for (const a of allow) {
-      if (a.context !== want.context && !(a.context === 'system' && want.context !== 'patient')) continue;
+      if (a.context !== want.context) continue;
       if (a.type !== '*' && want.type !== '*' && a.type !== want.type) continue;
+      if (a.type === '*' && EXPLICIT_ONLY.has(want.type)) continue;
       const perms = (['c', 'r', 'u', 'd', 's'] as Permission[]).filter((p) => want.permissions.has(p) && a.permissions.has(p));
       if (!perms.length) continue;
       // A granular allowance only yields granular grants with the same filter.

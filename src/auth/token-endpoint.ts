@@ -1,8 +1,8 @@
 import { lt, sql } from 'drizzle-orm';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { authJti } from '../db/schema.js';
 import { secretMatches, type Client } from './clients.js';
-import { intersectScopes } from './scopes.js';
+import { intersectScopes, parseScopes, USER_SCOPES_REFUSED } from './scopes.js';
 import { ACCEPTED_ALGS, CLOCK_TOLERANCE, describeJoseError, type Auth, type TokenResponse } from './tokens.js';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -12,8 +12,9 @@ export const MAX_ASSERTION_SECONDS = 300;
 /** An RFC 6749 §5.2 error answer. */
 export class OAuthError extends Error {
   constructor(
-    readonly status: 400 | 401,
-    readonly error: 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'invalid_scope' | 'unsupported_grant_type' | 'unauthorized_client',
+    readonly status: 400 | 401 | 429,
+    /** RFC 6749 §5.2 codes; `temporarily_unavailable` (RFC 6749 §4.1.2.1, the registry's nearest) with a 429 past the rate limit. */
+    readonly error: 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'invalid_scope' | 'unsupported_grant_type' | 'unauthorized_client' | 'temporarily_unavailable',
     readonly description: string,
     /** WWW-Authenticate for a 401 after HTTP authentication (client_secret_basic). */
     readonly challenge?: string,
@@ -26,6 +27,12 @@ export class OAuthError extends Error {
 }
 
 const badClient = (why: string) => new OAuthError(401, 'invalid_client', why);
+/**
+ * One answer for an unknown, revoked or keyless client and for an assertion its keys do
+ * not verify: anything more would tell a caller without the key which client ids exist.
+ * Only an assertion whose signature verified gets the precise reason (exp, aud…).
+ */
+const CLIENT_FAILED = 'Client authentication failed';
 
 /** Remote client key sets, one per URL, so jose's cache and cooldown work across requests. */
 const remoteSets = new Map<string, JWTVerifyGetKey>();
@@ -58,10 +65,9 @@ async function assertionClient(auth: Auth, assertion: string, formClientId: stri
   const clientId = claims.iss;
   if (formClientId && formClientId !== clientId) throw badClient('client_id does not match the client_assertion');
   const client = await auth.clients.get(clientId);
-  if (!client) throw badClient(`Unknown client ${clientId}`);
-  if (client.revokedAt) throw badClient(`Client ${clientId} is revoked`);
+  if (!client || client.revokedAt) throw badClient(CLIENT_FAILED);
   const keys = clientKeys(client);
-  if (!keys) throw badClient(`Client ${clientId} has no registered keys`);
+  if (!keys) throw badClient(CLIENT_FAILED);
   let payload;
   try {
     ({ payload } = await jwtVerify(assertion, keys, {
@@ -69,7 +75,7 @@ async function assertionClient(auth: Auth, assertion: string, formClientId: stri
       requiredClaims: ['exp', 'jti'], clockTolerance: CLOCK_TOLERANCE,
     }));
   } catch (err) {
-    throw badClient(describeJoseError(err, 'client_assertion'));
+    throw badClient(signatureFailure(err) ? CLIENT_FAILED : describeJoseError(err, 'client_assertion'));
   }
   const now = Math.floor(Date.now() / 1000);
   if (payload.exp! > now + MAX_ASSERTION_SECONDS + CLOCK_TOLERANCE) throw badClient('client_assertion exp is more than 5 minutes ahead');
@@ -84,6 +90,9 @@ async function assertionClient(auth: Auth, assertion: string, formClientId: stri
   if (!stored.length) throw badClient('client_assertion jti was already used');
   return client;
 }
+
+/** Whether jose failed before the signature was known good (then nothing more may be said): only claim checks come after it. */
+const signatureFailure = (err: unknown) => !(err instanceof errors.JWTClaimValidationFailed || err instanceof errors.JWTExpired || err instanceof errors.JWTInvalid);
 
 async function basicClient(auth: Auth, header: string): Promise<Client> {
   const challenge = 'Basic realm="fascia", charset="UTF-8"';
@@ -134,7 +143,10 @@ export async function exchangeToken(auth: Auth, form: URLSearchParams, authoriza
   const asked = single(form, 'scope');
   if (!asked) throw new OAuthError(400, 'invalid_scope', 'scope is required (e.g. system/*.rs)');
   const granted = intersectScopes(asked, client.scope);
-  if (!granted) throw new OAuthError(400, 'invalid_scope', 'None of the requested scopes is allowed for this client');
+  if (!granted) {
+    const onlyUser = parseScopes(asked).every((g) => g.context === 'user') && parseScopes(asked).length > 0;
+    throw new OAuthError(400, 'invalid_scope', onlyUser ? USER_SCOPES_REFUSED : 'None of the requested scopes is allowed for this client');
+  }
   return auth.issue(client, granted);
 }
 

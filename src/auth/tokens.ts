@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { count, sql } from 'drizzle-orm';
 import {
   createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT,
-  type JWTPayload, type JWTVerifyGetKey,
+  type JWTPayload, type JWTVerifyGetKey, type RemoteJWKSet,
 } from 'jose';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
@@ -12,7 +12,22 @@ import { AuthError, type AccessContext } from './context.js';
 import { KeyStore, SIGNING_ALG } from './keys.js';
 import { parseScopes } from './scopes.js';
 
-export type AuthConfig = Pick<Config, 'baseUrl' | 'authTokenTtl' | 'authIssuer' | 'authJwksUrl' | 'authClientSecrets'>;
+export type AuthConfig = Pick<Config, 'baseUrl' | 'authTokenTtl' | 'authIssuer' | 'authJwksUrl' | 'authClientSecrets'> &
+  Partial<Pick<Config, 'authMaxTokenLifetime'>>;
+
+/** Timings of the verified-token cache; tests shorten them. */
+export interface AuthTimings {
+  /** A remembered token is verified again in full (its key still published, its claims) at least this often. */
+  recheckMs?: number;
+  /** The external issuer's JWKS is fetched again when older than this, so a key it drops is noticed. */
+  jwksMaxAgeMs?: number;
+}
+
+/** See AuthTimings: together they bound how long a token outlives its key to about a minute. */
+const RECHECK_MS = 30_000;
+const JWKS_MAX_AGE_MS = 30_000;
+/** AUTH_MAX_TOKEN_LIFETIME's default. */
+const MAX_TOKEN_LIFETIME = 3600;
 
 /** What /auth/token answers (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -42,6 +57,10 @@ export interface Auth {
   readonly clients: ClientStore;
   /** Checks a bearer token (Fascia's own or the external issuer's); throws AuthError(401, 'invalid_token') when it is not good. */
   verify(bearer: string): Promise<AccessContext>;
+  /** Whether this exact token verified before and is remembered (no I/O): the rate limiter counts the others by address. */
+  known(bearer: string): boolean;
+  /** Forgets every verified token: each is checked in full at its next use. */
+  forgetVerified(): void;
   /** Signs an access token for a client with exactly `scope`. */
   issue(client: Client, scope: string): Promise<TokenResponse>;
   /** A token for the local operator client (created on first use): for the CLI and the first-start banner. */
@@ -49,6 +68,15 @@ export interface Auth {
 }
 
 const invalidToken = (message: string) => new AuthError(401, 'invalid_token', message);
+const bare = (bearer: string) => bearer.replace(/^Bearer\s+/i, '').trim();
+
+/** A verified token as remembered: until its exp, last verified in full at checkedAt, with the kid that signed it. */
+interface Remembered {
+  context: AccessContext;
+  until: number;
+  checkedAt: number;
+  kid: string | undefined;
+}
 
 /** jose's verification failures, in words a client can act on (never the token itself). */
 export function describeJoseError(err: unknown, what = 'token'): string {
@@ -66,16 +94,17 @@ export function describeJoseError(err: unknown, what = 'token'): string {
 }
 
 /** Resolves the external issuer's JWKS: AUTH_JWKS_URL, else the jwks_uri its discovery documents name. */
-function externalKeys(config: AuthConfig): () => Promise<JWTVerifyGetKey> {
-  let keys: Promise<JWTVerifyGetKey> | undefined;
-  const discover = async (): Promise<JWTVerifyGetKey> => {
-    if (config.authJwksUrl) return createRemoteJWKSet(new URL(config.authJwksUrl));
+function externalKeys(config: AuthConfig, cacheMaxAge: number): () => Promise<RemoteJWKSet> {
+  let keys: Promise<RemoteJWKSet> | undefined;
+  const remote = (url: string) => createRemoteJWKSet(new URL(url), { cacheMaxAge });
+  const discover = async (): Promise<RemoteJWKSet> => {
+    if (config.authJwksUrl) return remote(config.authJwksUrl);
     const issuer = config.authIssuer!.replace(/\/+$/, '');
     for (const doc of ['openid-configuration', 'smart-configuration']) {
       const res = await fetch(`${issuer}/.well-known/${doc}`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
       if (!res?.ok) continue;
       const body = (await res.json().catch(() => ({}))) as { jwks_uri?: unknown };
-      if (typeof body.jwks_uri === 'string') return createRemoteJWKSet(new URL(body.jwks_uri));
+      if (typeof body.jwks_uri === 'string') return remote(body.jwks_uri);
     }
     throw new Error(`no jwks_uri found at ${issuer}/.well-known/openid-configuration or smart-configuration`);
   };
@@ -104,18 +133,23 @@ function context(claims: JWTPayload, clientId: string): AccessContext {
     grants: parseScopes(scope),
     ...(typeof claims.patient === 'string' && { patient: claims.patient }),
     issuer: claims.iss!,
+    ...(typeof claims.sub === 'string' && { subject: claims.sub }),
     ...(typeof claims.jti === 'string' && { tokenId: claims.jti }),
     expiresAt: claims.exp!,
   };
 }
 
 /** Fascia's authorisation server and token verifier, on its own database tables. */
-export function createAuth(db: Db, config: AuthConfig): Auth {
+export function createAuth(db: Db, config: AuthConfig, timings: AuthTimings = {}): Auth {
   const tokenUrl = `${config.baseUrl}/auth/token`;
   const audience = `${config.baseUrl}/fhir`;
   const keys = new KeyStore(db, config.authTokenTtl);
   const clients = new ClientStore(db);
-  const external = config.authIssuer ? externalKeys(config) : undefined;
+  const recheckMs = timings.recheckMs ?? RECHECK_MS;
+  const maxLifetime = config.authMaxTokenLifetime ?? MAX_TOKEN_LIFETIME;
+  const external = config.authIssuer ? externalKeys(config, timings.jwksMaxAgeMs ?? JWKS_MAX_AGE_MS) : undefined;
+  /** The external issuer's keys as last fetched: when they change, every token it issued is verified again. */
+  let externalSeen: string | undefined;
 
   const ownKey: JWTVerifyGetKey = async (header) => {
     const found = header.kid ? await keys.publicKey(header.kid) : undefined;
@@ -127,11 +161,13 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
     let claims: JWTPayload;
     try {
       ({ payload: claims } = await jwtVerify(token, ownKey, {
-        issuer: tokenUrl, audience, algorithms: [SIGNING_ALG], requiredClaims: ['exp', 'sub'], clockTolerance: CLOCK_TOLERANCE,
+        issuer: tokenUrl, audience, algorithms: [SIGNING_ALG], requiredClaims: ['exp', 'iat', 'sub'], clockTolerance: CLOCK_TOLERANCE,
       }));
     } catch (err) {
       throw invalidToken(describeJoseError(err, 'access token'));
     }
+    // A token minted under a longer AUTH_TOKEN_TTL (or by anyone holding a key) lives no longer than today's.
+    if (claims.exp! - claims.iat! > config.authTokenTtl) throw invalidToken(`The access token lives longer than this server allows (exp − iat > ${config.authTokenTtl} s)`);
     const clientId = typeof claims.client_id === 'string' ? claims.client_id : claims.sub!;
     const client = await clients.get(clientId);
     if (!client) throw invalidToken('The access token was issued to a client that no longer exists');
@@ -140,7 +176,7 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
   }
 
   async function verifyExternal(token: string): Promise<AccessContext> {
-    let getKey: JWTVerifyGetKey;
+    let getKey: RemoteJWKSet;
     try {
       getKey = await external!();
     } catch {
@@ -153,7 +189,12 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
       }));
     } catch (err) {
       throw invalidToken(describeJoseError(err, 'access token'));
+    } finally {
+      noticeExternalKeys(getKey);
     }
+    // Without iat the lifetime left is what counts: a token valid for days is refused, however young.
+    const lifetime = claims.exp! - (typeof claims.iat === 'number' ? claims.iat : Math.floor(Date.now() / 1000));
+    if (lifetime > maxLifetime) throw invalidToken(`The access token lives longer than this server allows (${typeof claims.iat === 'number' ? 'exp − iat' : 'exp − now'} > ${maxLifetime} s, AUTH_MAX_TOKEN_LIFETIME)`);
     const clientId = [claims.client_id, claims.azp, claims.sub].find((v): v is string => typeof v === 'string');
     if (!clientId) throw invalidToken('The access token names no client (client_id, azp or sub)');
     return context(claims, clientId);
@@ -174,7 +215,22 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
     return { access_token: accessToken, token_type: 'bearer', expires_in: config.authTokenTtl, scope };
   }
 
-  const verified = new Map<string, { context: AccessContext; until: number }>();
+  const verified = new Map<string, Remembered>();
+  const forgetIssuer = (issuer: string) => {
+    for (const [token, entry] of verified) if (entry.context.issuer === issuer) verified.delete(token);
+  };
+  // A rotation here or in another process (noticed within KeyStore's cache), or a retired key past its retention.
+  keys.onChange(() => forgetIssuer(tokenUrl));
+
+  /** Called after each use of the external JWKS: when its keys changed, no remembered token of that issuer stands. */
+  function noticeExternalKeys(set: RemoteJWKSet): void {
+    const jwks = set.jwks();
+    if (!jwks) return;
+    const now = JSON.stringify(jwks.keys.map((k) => JSON.stringify(k)).sort());
+    if (externalSeen !== undefined && externalSeen !== now) forgetIssuer(config.authIssuer!);
+    externalSeen = now;
+  }
+
   const auth: Auth = {
     tokenUrl,
     audience,
@@ -184,15 +240,23 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
     keys,
     clients,
     async verify(bearer) {
-      const token = bearer.replace(/^Bearer\s+/i, '').trim();
+      const token = bare(bearer);
       const hit = verified.get(token);
       if (hit) {
-        if (Date.now() < hit.until) return own(hit.context);
+        const now = Date.now();
+        if (now < hit.until && now - hit.checkedAt < recheckMs && (await keyLive(hit))) return own(hit.context);
         verified.delete(token);
       }
-      const context = await verifyToken(token);
-      remember(token, context);
+      const { context, kid } = await verifyToken(token);
+      remember(token, context, kid);
       return context;
+    },
+    known(bearer) {
+      const hit = verified.get(bare(bearer));
+      return hit !== undefined && Date.now() < hit.until;
+    },
+    forgetVerified() {
+      verified.clear();
     },
     issue,
     async operatorToken(scope) {
@@ -206,9 +270,12 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
    * Tokens whose signature and claims verified, until their exp (never past it, no clock
    * tolerance): an ES384 verify costs more CPU than the rest of a read. Bounded: at
    * VERIFIED_MAX the oldest entries go. A hit still checks that the client exists and is
-   * not revoked (ClientStore's one-second cache), so revocation works as before.
+   * not revoked (ClientStore's one-second cache) and, for Fascia's own, that its key is
+   * still live (KeyStore's five-second cache); every `recheckMs` the token is verified
+   * again in full, so it never outlives a key its issuer dropped by more than that. A key
+   * rotation or a changed external JWKS forgets the issuer's tokens at once.
    */
-  function remember(token: string, context: AccessContext): void {
+  function remember(token: string, context: AccessContext, kid: string | undefined): void {
     const until = context.expiresAt * 1000;
     if (until <= Date.now()) return;
     if (verified.size >= VERIFIED_MAX) {
@@ -217,8 +284,10 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
         if (verified.size < VERIFIED_MAX * 0.9) break;
       }
     }
-    verified.set(token, { context, until });
+    verified.set(token, { context, until, checkedAt: Date.now(), kid });
   }
+
+  const keyLive = async (hit: Remembered) => hit.context.issuer !== tokenUrl || (hit.kid !== undefined && (await keys.has(hit.kid)));
 
   async function own(context: AccessContext): Promise<AccessContext> {
     if (context.issuer !== tokenUrl) return context;
@@ -230,18 +299,19 @@ export function createAuth(db: Db, config: AuthConfig): Auth {
 
   return auth;
 
-  async function verifyToken(token: string): Promise<AccessContext> {
+  async function verifyToken(token: string): Promise<{ context: AccessContext; kid: string | undefined }> {
     let alg: string | undefined;
+    let kid: string | undefined;
     let iss: string | undefined;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      ({ alg, kid } = decodeProtectedHeader(token));
       iss = decodeJwt(token).iss;
     } catch {
       throw invalidToken('The access token is not a JWT');
     }
     if (!alg || !ACCEPTED_ALGS.includes(alg)) throw invalidToken(`The access token's algorithm ${alg ?? '(none)'} is not accepted`);
-    if (iss === tokenUrl) return verifyOwn(token);
-    if (external && iss === config.authIssuer) return verifyExternal(token);
+    if (iss === tokenUrl) return { context: await verifyOwn(token), kid };
+    if (external && iss === config.authIssuer) return { context: await verifyExternal(token), kid };
     throw invalidToken('The access token was not issued by an issuer this server trusts');
   }
 }

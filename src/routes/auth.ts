@@ -59,6 +59,11 @@ export async function authRoutes(app: FastifyInstance, { auth }: AuthRoutesOptio
     token.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
     token.setErrorHandler((err: FastifyError, req, reply) => {
       if (err instanceof OAuthError) return sendOAuth(reply, err);
+      // The rate limit (src/routes/edges.ts) runs before this route: its 429 stays a 429, in OAuth's words.
+      if (err instanceof FhirError && err.status === 429) {
+        for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+        return sendOAuth(reply, new OAuthError(429, 'temporarily_unavailable', err.message));
+      }
       // A body the parsers refused (not a form, empty or malformed JSON…) is the client's fault.
       const status = err.statusCode ?? (err instanceof FhirError ? err.status : undefined) ?? (String(err.code ?? '').startsWith('FST_ERR_CTP') ? 400 : 500);
       if (status < 500) return sendOAuth(reply, new OAuthError(400, 'invalid_request', `The request must be an ${FORM} form`));

@@ -1,14 +1,16 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit, { normalizeIP, type FastifyRateLimitOptions, type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type pg from 'pg';
+import { identityOf } from '../auth/context.js';
 import { FhirError, issue } from '../fhir/outcome.js';
 
 const WINDOW_MS = 60_000;
 
-/** Probes and orchestrators must always get through. */
+/** Probes and orchestrators must always get through (decided on the route the router matched, not the raw URL). */
 const UNLIMITED = new Set(['/healthz', '/readyz']);
+const unlimited = (req: FastifyRequest) => UNLIMITED.has(req.routeOptions.url ?? '');
 
 // One statement, one round trip: the row of this key's current window is made or counted.
 const COUNT = `INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1)
@@ -43,8 +45,21 @@ export function postgresRateLimitStore(pool: pg.Pool): FastifyRateLimitStoreCtor
   };
 }
 
-/** The client a verified token names (src/routes/access.ts runs first), else the address (an IPv6 one by its /64). */
-const rateKey = (req: FastifyRequest): string => (req.access ? `client:${req.access.clientId}` : `ip:${normalizeIP(req.ip)}`);
+/** The address a request came from (an IPv6 one by its /64). */
+const addressKey = (req: FastifyRequest): string => `ip:${normalizeIP(req.ip)}`;
+/** The whole identity a verified token names (issuer, client, subject, patient: identityOf), never a bare client id. */
+export const identityKey = (req: FastifyRequest): string => (req.access ? `identity:${identityOf(req.access)}` : addressKey(req));
+
+/** A bearer token this process has verified before and still remembers (src/auth/tokens.ts), else undefined. */
+function knownBearer(app: FastifyInstance, req: FastifyRequest): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return m !== null && app.auth !== undefined && app.auth.known(m[1]!);
+}
+
+const throttled = (max: number, ttlMs: number, who: string) => {
+  const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+  return new FhirError(429, [issue('error', 'throttled', `More than ${max} requests a minute from this ${who}; retry in ${seconds} s`)], { 'retry-after': String(seconds) });
+};
 
 /** Swagger UI loads its own scripts and styles and calls the API (the server URL may be another origin). */
 function docsPolicy(baseUrl: string) {
@@ -65,9 +80,14 @@ function docsPolicy(baseUrl: string) {
 
 /**
  * What every answer passes through at the edge: security headers (helmet), CORS for the
- * configured origins only, and a per-client rate limit counted in Postgres. Register before
- * accessControl (a CORS preflight carries no token) and the routes: the limit is a route-level
- * hook, so it runs after accessControl's and can key on `req.access`.
+ * configured origins only, and a rate limit counted in Postgres. Call before accessControl
+ * (a CORS preflight carries no token) and before the routes. The limit counts twice over:
+ * - before authentication, an onRequest hook on the root instance (so it runs before
+ *   accessControl's) counts by address every request that carries no token this process
+ *   has already verified (none, a bad one, an unknown `kid`, a first use): a 401 costs a
+ *   count, and a flood of forged tokens stops at the limit before any key is looked up;
+ * - after authentication, a route-level hook (route hooks run after the root's) counts a
+ *   request with a verified token by its identity (identityKey).
  */
 export async function edges(app: FastifyInstance, { pool }: { pool?: pg.Pool }): Promise<void> {
   const { config } = app;
@@ -94,16 +114,22 @@ export async function edges(app: FastifyInstance, { pool }: { pool?: pg.Pool }):
       max: config.rateLimit,
       timeWindow: WINDOW_MS,
       store: postgresRateLimitStore(pool),
-      keyGenerator: rateKey,
-      allowList: (req) => UNLIMITED.has(req.url.split('?')[0]!),
+      keyGenerator: identityKey,
+      // Requests without a verified token were counted by address before authentication.
+      allowList: (req) => unlimited(req) || !req.access,
       // Fail open: an unreachable counter must not turn away requests that need no database (/docs, metadata).
       skipOnError: true,
-      errorResponseBuilder: (_req, ctx) => {
-        const seconds = Math.max(1, Math.ceil(ctx.ttl / 1000));
-        return new FhirError(429, [issue('error', 'throttled', `More than ${ctx.max} requests a minute from this client; retry in ${seconds} s`)], {
-          'retry-after': String(seconds),
-        });
-      },
+      errorResponseBuilder: (_req, ctx) => throttled(ctx.max, ctx.ttl, 'client'),
     });
+    const byAddress = app.createRateLimit({ keyGenerator: addressKey, allowList: (req) => unlimited(req) || knownBearer(app, req) });
+    app.addHook('onRequest', (req, reply) => countByAddress(byAddress, req, reply));
   }
+}
+
+/** The hook that counts by address before authentication (see edges). */
+async function countByAddress(limit: ReturnType<FastifyInstance['createRateLimit']>, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const r = await limit(req);
+  if (r.isAllowed) return;
+  reply.header('x-ratelimit-limit', r.max).header('x-ratelimit-remaining', r.remaining).header('x-ratelimit-reset', r.ttlInSeconds);
+  if (r.isExceeded) throw throttled(r.max, r.ttl, 'address');
 }

@@ -79,3 +79,21 @@ t.test('AuditEvent: only a scope naming it reads it, and no scope writes it', as
   }
   t.same(allowed(parseScopes('system/*.rs'), 'Patient', 'read'), { kind: 'all' }, 'other types are still covered by *');
 });
+
+t.test('asking by name does not beat the wildcard rule (EXPLICIT_ONLY)', async (t) => {
+  t.equal(intersectScopes('system/AuditEvent.rs', 'system/*.rs'), '', 'system/*.rs does not grant AuditEvent asked by name');
+  t.equal(intersectScopes('system/AuditEvent.read', 'system/*.*'), '', 'nor does v1 system/*.*');
+  t.equal(intersectScopes('system/AuditEvent.rs system/Patient.rs', 'system/*.rs'), 'system/Patient.rs');
+  t.equal(intersectScopes('system/AuditEvent.rs', 'system/AuditEvent.rs'), 'system/AuditEvent.rs', 'an allowance naming it does');
+  t.equal(intersectScopes('system/*.rs', 'system/AuditEvent.rs'), 'system/AuditEvent.rs');
+});
+
+t.test('user/ scopes: never granted, and a token holding them is allowed nothing by them', async (t) => {
+  t.equal(intersectScopes('user/Patient.rs', 'system/*.rs'), '', 'a system/ allowance does not yield user/');
+  t.equal(intersectScopes('user/Patient.rs', 'user/*.cruds'), '', 'nor does a user/ allowance: there is no user context');
+  t.equal(intersectScopes('patient/Observation.rs', 'system/*.rs'), '', 'each context grants only itself');
+  const g = parseScopes('user/*.cruds user/Observation.rs');
+  t.equal(g.length, 2, 'they still parse (SMART syntax)');
+  for (const i of ['read', 'search', 'create', 'update', 'delete'] as const) t.same(allowed(g, 'Observation', i), { kind: 'none' }, `user/ ${i}`);
+  t.same(allowed(parseScopes('user/*.rs system/Patient.r'), 'Patient', 'read'), { kind: 'all' }, 'a system/ grant beside them still counts');
+});

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { buildTestApp } from '../helper.js';
-import { keyPair } from '../auth/helper.js';
+import { keyPair, signed } from '../auth/helper.js';
 
 /** Counts are per fixed minute: a test that counts starts early in one, so it ends in the same. */
 async function earlyInWindow(): Promise<void> {
@@ -40,9 +40,50 @@ t.test('past the limit a client gets 429 with Retry-After and an OperationOutcom
   // A second replica on the same database sees the same count.
   const { app: replica } = await buildTestApp(t, { database, config: { rateLimit: 3 } });
   t.equal((await replica.inject({ url: '/fhir/Patient' })).statusCode, 429, 'the other replica refuses the same client');
-  const rows = await database.pool.query<{ key: string; count: number }>('SELECT key, count FROM rate_limits ORDER BY count DESC');
-  t.equal(rows.rows.length, 2, 'one row per client in the current window');
-  t.match(rows.rows[0], { key: /^client:/, count: 5 });
+  const rows = await database.pool.query<{ key: string; count: number }>(`SELECT key, count FROM rate_limits WHERE key LIKE 'identity:%' ORDER BY count DESC`);
+  t.equal(rows.rows.length, 2, 'one row per identity in the current window');
+  t.match(rows.rows[0], { key: /^identity:\["http:\/\/fascia\.test\/auth\/token",/, count: 5 });
+  // A token's first use in a process is counted by address too (it was not verified yet); later uses are not.
+  const address = await database.pool.query<{ count: number }>(`SELECT count FROM rate_limits WHERE key = 'ip:127.0.0.1'`);
+  t.equal(address.rows[0]?.count, 3, 'one address count per token first seen by a process');
+});
+
+t.test('requests with no token or a bad one are limited by address, before authentication', async (t) => {
+  const { app, database } = await buildTestApp(t, { config: { rateLimit: 3 }, token: false });
+  await earlyInWindow();
+  const stranger = await keyPair('ES384');
+  const forged = await signed(stranger, { iss: 'http://fascia.test/auth/token', aud: 'http://fascia.test/fhir', sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 });
+  t.equal((await app.inject({ url: '/fhir/Patient' })).statusCode, 401, 'no token: 401');
+  t.equal((await app.inject({ url: '/fhir/Patient', headers: { authorization: `Bearer ${forged}` } })).statusCode, 401, 'an unknown kid: 401');
+  t.equal((await app.inject({ url: '/fhir/%50atient', headers: { authorization: 'Bearer x.y.z' } })).statusCode, 401, 'not a JWT: 401');
+  const refused = await app.inject({ url: '/fhir/Patient', headers: { authorization: `Bearer ${forged}` } });
+  t.equal(refused.statusCode, 429, 'the fourth is refused before its token is looked at');
+  t.ok(Number(refused.headers['retry-after']) >= 1, 'with Retry-After');
+  t.match(refused.json(), { resourceType: 'OperationOutcome', issue: [{ code: 'throttled' }] });
+  const rows = await database.pool.query<{ key: string; count: number }>('SELECT key, count FROM rate_limits');
+  t.same(rows.rows, [{ key: 'ip:127.0.0.1', count: 4 }]);
+
+  // A verified token has its own count: the address being over its limit does not hold it back.
+  const client = await app.auth!.clients.add({ name: 'c', scope: 'system/*.rs', jwks: { keys: [stranger.publicJwk] } });
+  const token = (await app.auth!.issue(client, 'system/*.rs')).access_token;
+  await app.auth!.verify(token); // as a first request to this process would have
+  const ok = await app.inject({ url: '/fhir/Patient', headers: { authorization: `Bearer ${token}` } });
+  t.equal(ok.statusCode, 200, 'a token this process verified before is counted by its identity only');
+});
+
+t.test("the token endpoint's limit answers 429 with Retry-After and an OAuth error body", async (t) => {
+  const { app } = await buildTestApp(t, { config: { rateLimit: 2 }, token: false });
+  await earlyInWindow();
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  const payload = 'grant_type=client_credentials&scope=system/*.rs';
+  t.equal((await app.inject({ method: 'POST', url: '/auth/token', headers: form, payload })).statusCode, 401);
+  t.equal((await app.inject({ method: 'POST', url: '/auth/token', headers: form, payload })).statusCode, 401);
+  const refused = await app.inject({ method: 'POST', url: '/auth/token', headers: form, payload });
+  t.equal(refused.statusCode, 429);
+  t.ok(Number(refused.headers['retry-after']) >= 1, 'Retry-After');
+  t.match(refused.headers['content-type'], /^application\/json/);
+  t.equal(refused.headers['cache-control'], 'no-store');
+  t.match(refused.json(), { error: 'temporarily_unavailable', error_description: /retry in \d+ s/ });
 });
 
 t.test('without a token the address is counted (token endpoint, metadata)', async (t) => {
