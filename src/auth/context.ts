@@ -16,6 +16,8 @@ export interface AccessContext {
   patient?: string;
   /** `iss` of the token: Fascia's own token URL or the external issuer's. */
   issuer: string;
+  /** Set on Fascia's own tokens (signed with its keys in Postgres), whichever BASE_URL the replica that issued them has. */
+  local?: true;
   /** `sub` of the token: for Fascia's own tokens the client; for an external issuer's, the user or system it names. */
   subject?: string;
   /** `jti`, when the token has one. */
@@ -36,6 +38,9 @@ export class AuthError extends Error {
   }
 }
 
+/** How identityOf names Fascia itself as an issuer. */
+export const LOCAL_ISSUER = 'fascia';
+
 /**
  * Who is asking, as one stable key: issuer, client, subject and patient. Jobs, rate limits
  * and audit records belong to it, never to a bare client id, which an external issuer's
@@ -43,5 +48,6 @@ export class AuthError extends Error {
  * external app shares across its users and patients.
  */
 export function identityOf(access: AccessContext): string {
-  return JSON.stringify([access.issuer, access.clientId, access.subject ?? null, access.patient ?? null]);
+  // Fascia's own issuer is one whatever its BASE_URL; an external issuer's `iss` is a URL, never LOCAL_ISSUER.
+  return JSON.stringify([access.local ? LOCAL_ISSUER : access.issuer, access.clientId, access.subject ?? null, access.patient ?? null]);
 }

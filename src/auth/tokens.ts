@@ -172,7 +172,7 @@ export function createAuth(db: Db, config: AuthConfig, timings: AuthTimings = {}
     const client = await clients.get(clientId);
     if (!client) throw invalidToken('The access token was issued to a client that no longer exists');
     if (client.revokedAt) throw invalidToken('The access token was issued to a revoked client');
-    return context(claims, clientId);
+    return { ...context(claims, clientId), local: true };
   }
 
   async function verifyExternal(token: string): Promise<AccessContext> {

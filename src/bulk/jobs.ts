@@ -1,7 +1,10 @@
 /**
- * The export jobs as the HTTP face sees them: kick-off (one client's active exports
+ * The export jobs as the HTTP face sees them: kick-off (one caller's active exports
  * limited), status, cancel, and the files of a finished export read back chunk by chunk.
- * Every replica answers these from Postgres alone.
+ * Every replica answers these from Postgres alone. A job belongs to its `owner`, the
+ * whole identity of the token that started it (identityOf: issuer, client, subject,
+ * patient), never to a bare client id: two patients' tokens of one external app, or an
+ * external token claiming a Fascia client's id, are different owners.
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
@@ -9,12 +12,13 @@ import type { Db, Queryable } from '../db/client.js';
 import type { ExportPlan } from './plan.js';
 import { CHANNEL } from './worker.js';
 
-/** Two-key advisory lock class for "one client's kick-offs" (distinct from the repository's writers' lock). */
+/** Two-key advisory lock class for "one owner's kick-offs" (distinct from the repository's writers' lock). */
 const CLIENT_LOCK = 0x46534342;
 
 export interface JobStatus {
   id: string;
   clientId: string;
+  owner: string;
   status: 'queued' | 'running' | 'completed' | 'failed';
   request: string;
   plan: ExportPlan;
@@ -48,21 +52,21 @@ export async function storedTypes(db: Queryable): Promise<Set<string>> {
   return new Set((result.rows as { resource_type: string }[]).map((r) => r.resource_type));
 }
 
-/** Creates a queued job, unless the client already has `maxPerClient` queued or running: then undefined. */
-export async function createJob(db: Db, job: { clientId: string; request: string; plan: ExportPlan; snapshot: Date }, maxPerClient: number): Promise<string | undefined> {
+/** Creates a queued job, unless its owner already has `maxPerClient` queued or running: then undefined. */
+export async function createJob(db: Db, job: { owner: string; clientId: string; request: string; plan: ExportPlan; snapshot: Date }, maxPerClient: number): Promise<string | undefined> {
   const id = randomUUID();
   return db.transaction(async (tx) => {
-    await tx.execute(sql`SELECT pg_advisory_xact_lock(${CLIENT_LOCK}, hashtext(${job.clientId}))`);
-    const active = await tx.execute(sql`SELECT count(*)::int AS n FROM bulk_jobs WHERE client_id = ${job.clientId} AND status IN ('queued', 'running')`);
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${CLIENT_LOCK}, hashtext(${job.owner}))`);
+    const active = await tx.execute(sql`SELECT count(*)::int AS n FROM bulk_jobs WHERE owner = ${job.owner} AND status IN ('queued', 'running')`);
     if ((active.rows[0] as { n: number }).n >= maxPerClient) return undefined;
-    await tx.execute(sql`INSERT INTO bulk_jobs (id, client_id, status, request, plan, snapshot)
-      VALUES (${id}, ${job.clientId}, 'queued', ${job.request}, ${JSON.stringify(job.plan)}::jsonb, ${job.snapshot.toISOString()}::timestamptz)`);
+    await tx.execute(sql`INSERT INTO bulk_jobs (id, owner, client_id, status, request, plan, snapshot)
+      VALUES (${id}, ${job.owner}, ${job.clientId}, 'queued', ${job.request}, ${JSON.stringify(job.plan)}::jsonb, ${job.snapshot.toISOString()}::timestamptz)`);
     await tx.execute(sql.raw(`NOTIFY ${CHANNEL}`));
     return id;
   });
 }
 
-const COLUMNS = sql`id, client_id AS "clientId", status, request, plan, snapshot, exported, total, error, last_polled_at AS "lastPolledAt", expires_at AS "expiresAt"`;
+const COLUMNS = sql`id, client_id AS "clientId", owner, status, request, plan, snapshot, exported, total, error, last_polled_at AS "lastPolledAt", expires_at AS "expiresAt"`;
 
 const toStatus = (row: Record<string, unknown>): JobStatus => ({
   ...(row as unknown as JobStatus),
@@ -71,10 +75,10 @@ const toStatus = (row: Record<string, unknown>): JobStatus => ({
   expiresAt: row.expiresAt ? new Date(row.expiresAt as string) : null,
 });
 
-/** The client's job, unless unknown, another client's, cancelled or expired. */
-export async function findJob(db: Queryable, id: string, clientId: string): Promise<JobStatus | undefined> {
+/** The owner's job, unless unknown, another owner's, cancelled or expired. */
+export async function findJob(db: Queryable, id: string, owner: string): Promise<JobStatus | undefined> {
   const result = await db.execute(sql`SELECT ${COLUMNS} FROM bulk_jobs
-    WHERE id = ${id} AND client_id = ${clientId} AND status <> 'cancelled' AND (expires_at IS NULL OR expires_at > now())`);
+    WHERE id = ${id} AND owner = ${owner} AND status <> 'cancelled' AND (expires_at IS NULL OR expires_at > now())`);
   const row = result.rows[0] as Record<string, unknown> | undefined;
   return row && toStatus(row);
 }
@@ -87,10 +91,10 @@ export async function recordPoll(db: Queryable, id: string, seconds: number): Pr
   return result.rows.length > 0;
 }
 
-/** Cancels (or, once finished, deletes) the client's job: at once 404 to its status URL; its rows are swept soon after. */
-export async function cancelJob(db: Queryable, id: string, clientId: string): Promise<boolean> {
+/** Cancels (or, once finished, deletes) the owner's job: at once 404 to its status URL; its rows are swept soon after. */
+export async function cancelJob(db: Queryable, id: string, owner: string): Promise<boolean> {
   const result = await db.execute(sql`UPDATE bulk_jobs SET status = 'cancelled', expires_at = now(), worker_pid = NULL
-    WHERE id = ${id} AND client_id = ${clientId} AND status <> 'cancelled' AND (expires_at IS NULL OR expires_at > now()) RETURNING 1`);
+    WHERE id = ${id} AND owner = ${owner} AND status <> 'cancelled' AND (expires_at IS NULL OR expires_at > now()) RETURNING 1`);
   return result.rows.length > 0;
 }
 

@@ -5,9 +5,10 @@
  * `handling`; anything not supported is a 400 OperationOutcome unless lenient.
  */
 import { HOSTED_TYPES } from '../fhir/registry.js';
-import { badRequest, forbidden } from '../fhir/outcome.js';
+import { FhirError, badRequest, forbidden } from '../fhir/outcome.js';
 import { parseSearchRequest } from '../fhir/search/request.js';
 import { patientCompartmentParams, type TypeAccess, type Visibility } from '../fhir/visibility.js';
+import { typeCondition, typeFilterProblem } from './snapshot.js';
 
 export const OUTPUT_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
 
@@ -144,6 +145,11 @@ export function planExport(params: KickoffParams, options: PlanOptions): ExportP
       unsupported(`_typeFilter "${query}": ${extra.length ? `${extra.join(', ')} is not a search parameter of ${type} (result parameters are not allowed)` : 'no search parameter'}`, '_typeFilter');
       continue;
     }
+    const problem = typeFilterProblem(type, pairs, baseUrl);
+    if (problem) {
+      unsupported(`_typeFilter "${query}": ${problem}`, '_typeFilter');
+      continue;
+    }
     filters.set(type, [...(filters.get(type) ?? []), pairs]);
   }
 
@@ -177,7 +183,7 @@ export function planExport(params: KickoffParams, options: PlanOptions): ExportP
     }
   }
 
-  return {
+  const plan: ExportPlan = {
     level: options.level,
     ...(options.group ? { group: options.group } : {}),
     ...(patients ? { patients } : {}),
@@ -189,6 +195,16 @@ export function planExport(params: KickoffParams, options: PlanOptions): ExportP
     outputFormat,
     ignored,
   };
+  // What the worker will build, built once here: a plan it could not run is refused now, not failed later.
+  for (const t of plan.types) {
+    try {
+      typeCondition(plan, t, baseUrl);
+    } catch (err) {
+      if (err instanceof FhirError) throw err;
+      throw badRequest(`This export of ${t.type} cannot be run: ${(err as Error).message}`);
+    }
+  }
+  return plan;
 }
 
 /** The id of `Patient/[id]` (relative, or absolute on this server), else undefined. */

@@ -24,6 +24,21 @@ export function typeCondition(plan: ExportPlan, t: TypePlan, baseUrl: string): S
   return parts.length ? sql.join(parts, sql` AND `) : undefined;
 }
 
+/**
+ * Why the worker could not run this `_typeFilter` search (chains, `_has`, anything the
+ * index conditions do not express), or undefined when it can: kick-off asks before
+ * accepting, by building the same condition the worker will build.
+ */
+export function typeFilterProblem(type: string, pairs: [string, string][], baseUrl: string): string | undefined {
+  try {
+    accessCondition(type, { kind: 'some', searches: [pairs] }, baseUrl);
+    return undefined;
+  } catch (err) {
+    const names = pairs.map(([n]) => n).filter((n) => n.includes('.') || n.startsWith('_has:'));
+    return names.length ? `${names.join(', ')}: chained and reverse-chained (_has) searches cannot filter an export` : (err as Error).message;
+  }
+}
+
 export interface BatchWindow {
   type: string;
   condition: SQL | undefined;

@@ -32,6 +32,13 @@ export const CHANNEL = 'fascia_bulk';
 const POLL_MS = 2_000;
 /** A claimed job whose worker's connection still exists but has not committed a batch for this long may be taken over. */
 const LEASE = '10 minutes';
+/**
+ * A job claimed this many times never finished under any worker (each took it over from
+ * one that died on it): it is failed rather than tried again, so it cannot hold the
+ * queue, or crash process after process, forever.
+ */
+export const MAX_CLAIMS = 5;
+const FAILED = 'The export stopped on a server error; start it again';
 
 /** One step of a plan: the live resources of a type, or its deletions. */
 interface Step {
@@ -69,6 +76,7 @@ interface JobRow {
   snapshot: Date;
   position: Position | null;
   total: number | null;
+  claims: number;
 }
 
 class Abandoned extends Error {}
@@ -165,13 +173,15 @@ export class BulkWorker {
     await this.disconnect();
   }
 
+  /** Works a claimed job to its end. Whatever it throws (but a lost connection) fails this job alone: the worker goes on to the next. */
   private async run(db: NodePgDatabase, job: JobRow): Promise<void> {
     const { config, baseUrl } = this.options;
-    const plan = job.plan;
-    const steps = stepsOf(plan);
-    const snapshot = job.snapshot.toISOString();
-    const conditions = new Map(plan.types.map((t) => [t.type, typeCondition(plan, t, baseUrl)]));
     try {
+      if (job.claims > MAX_CLAIMS) throw new Error(`claimed ${job.claims} times without finishing`);
+      const plan = job.plan;
+      const steps = stepsOf(plan);
+      const snapshot = job.snapshot.toISOString();
+      const conditions = new Map(plan.types.map((t) => [t.type, typeCondition(plan, t, baseUrl)]));
       if (job.total === null) {
         let total = 0;
         for (const step of steps) {
@@ -201,7 +211,7 @@ export class BulkWorker {
       this.options.log.warn({ err, job: job.id }, 'bulk export failed');
       const expiry = `${config.expirySeconds} seconds`;
       await db
-        .execute(sql`UPDATE bulk_jobs SET status = 'failed', error = ${'The export stopped on a server error; start it again'}, completed_at = now(),
+        .execute(sql`UPDATE bulk_jobs SET status = 'failed', error = ${FAILED}, completed_at = now(),
           expires_at = now() + ${expiry}::interval, worker_pid = NULL WHERE id = ${job.id} AND status = 'running'`)
         .catch(() => {});
     }
@@ -227,8 +237,8 @@ async function claim(db: NodePgDatabase, name: string): Promise<JobRow | undefin
           OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = k.worker_pid AND a.backend_start = k.worker_started))
       ORDER BY k.created_at
       FOR UPDATE SKIP LOCKED LIMIT 1)
-    RETURNING j.id, j.plan, j.snapshot, j.position, j.total`);
-  const row = result.rows[0] as { id: string; plan: ExportPlan; snapshot: string | Date; position: Position | null; total: number | null } | undefined;
+    RETURNING j.id, j.plan, j.snapshot, j.position, j.total, j.claims`);
+  const row = result.rows[0] as { id: string; plan: ExportPlan; snapshot: string | Date; position: Position | null; total: number | null; claims: number } | undefined;
   return row && { ...row, snapshot: new Date(row.snapshot) };
 }
 

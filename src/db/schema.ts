@@ -288,6 +288,11 @@ export const bulkJobs = pgTable(
   {
     id: text('id').primaryKey(),
     clientId: text('client_id').notNull(),
+    /**
+     * Whose job it is: identityOf(access) (issuer, client, subject, patient), the only key its
+     * status, files, cancel and the one-export-per-caller rule go by. client_id is for people.
+     */
+    owner: text('owner').notNull().default(''),
     /** queued, running, completed or failed. */
     status: text('status').notNull(),
     /** The kick-off URL, as the manifest's `request` gives it. */
@@ -312,7 +317,7 @@ export const bulkJobs = pgTable(
   },
   (t) => [
     index('bulk_jobs_work_idx').on(t.status, t.createdAt).where(sql`${t.status} IN ('queued', 'running')`),
-    index('bulk_jobs_client_idx').on(t.clientId, t.status),
+    index('bulk_jobs_owner_idx').on(t.owner, t.status),
     index('bulk_jobs_expires_idx').on(t.expiresAt),
   ],
 );

@@ -176,7 +176,8 @@ export async function startServer(t: Teardown, store: Store, via: 'node' | 'npm'
   const child = spawn(cmd, args, {
     cwd: ROOT,
     detached: true,
-    env: { ...inherited, ...store.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    // AUTH_TOKEN_TTL as the tests' tokens are minted (mintToken, bulk/processes.ts): a longer-lived token than the server's is refused.
+    env: { ...inherited, ...store.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', AUTH_TOKEN_TTL: '600', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log: LogRecord[] = [];

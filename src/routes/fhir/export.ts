@@ -10,6 +10,7 @@ import type { Group, Parameters } from '@medplum/fhirtypes';
 import { cancelJob, createJob, fileChunks, findJob, jobFiles, recordPoll, storedTypes, type JobStatus } from '../../bulk/jobs.js';
 import { patientId, planExport, type ExportLevel, type KickoffParams } from '../../bulk/plan.js';
 import { FhirError, badRequest, issue, notFound, outcome } from '../../fhir/outcome.js';
+import { identityOf } from '../../auth/context.js';
 import { authorize, visibilityFor } from '../access.js';
 import { validateResource } from '../../fhir/validation.js';
 import { FHIR_JSON } from './http.js';
@@ -33,8 +34,8 @@ const PARAMETERS_BODY = {
 
 const preferOf = (req: FastifyRequest) => String(req.headers.prefer ?? '');
 
-/** The caller's name for its jobs: the token's client (everyone is one client with AUTH=off). */
-const clientOf = (req: FastifyRequest) => req.access?.clientId ?? 'anonymous';
+/** Whose jobs: the token's whole identity (issuer, client, subject, patient), never a bare client id; everyone is one caller with AUTH=off. */
+const ownerOf = (req: FastifyRequest) => (req.access ? identityOf(req.access) : 'anonymous');
 
 /** A POST's Parameters body as name/value pairs (valueString, valueInstant, valueCode…, valueReference.reference). */
 function bodyParams(req: FastifyRequest): KickoffParams {
@@ -102,11 +103,11 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
     const snapshot = await repo.syncPoint();
     const stored = await storedTypes(repo.db);
     plan.types = plan.types.filter((t) => stored.has(t.type));
-    const id = await createJob(repo.db, { clientId: clientOf(req), request: `${base}${req.url}`, plan, snapshot }, config.bulk.maxPerClient);
+    const id = await createJob(repo.db, { owner: ownerOf(req), clientId: req.access?.clientId ?? 'anonymous', request: `${base}${req.url}`, plan, snapshot }, config.bulk.maxPerClient);
     if (!id) {
       throw new FhirError(
         429,
-        [issue('error', 'throttled', `This client already has ${config.bulk.maxPerClient === 1 ? 'an export' : `${config.bulk.maxPerClient} exports`} in progress; wait for it to finish, or cancel it`)],
+        [issue('error', 'throttled', `This caller (the token's client, subject and patient) already has ${config.bulk.maxPerClient === 1 ? 'an export' : `${config.bulk.maxPerClient} exports`} in progress; wait for it to finish, or cancel it`)],
         { 'retry-after': retryAfter(app) },
       );
     }
@@ -191,7 +192,7 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
-      const job = await findJob(repo.db, req.params.job, clientOf(req));
+      const job = await findJob(repo.db, req.params.job, ownerOf(req));
       if (!job) throw notFound(`No export ${req.params.job} (unknown, cancelled or expired)`);
       if (job.status === 'failed') throw new FhirError(500, [issue('error', 'exception', job.error ?? 'The export failed')]);
       if (job.status !== 'completed') {
@@ -229,7 +230,7 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
-      if (!(await cancelJob(repo.db, req.params.job, clientOf(req)))) throw notFound(`No export ${req.params.job} (unknown, cancelled or expired)`);
+      if (!(await cancelJob(repo.db, req.params.job, ownerOf(req)))) throw notFound(`No export ${req.params.job} (unknown, cancelled or expired)`);
       return reply
         .code(202)
         .header('content-type', `${FHIR_JSON}; charset=utf-8`)
@@ -259,7 +260,7 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
-      const job = await findJob(repo.db, req.params.job, clientOf(req));
+      const job = await findJob(repo.db, req.params.job, ownerOf(req));
       const fileNo = Number(req.params.file.replace('.ndjson', ''));
       const file = job?.status === 'completed' ? (await jobFiles(repo.db, job.id)).find((f) => f.fileNo === fileNo) : undefined;
       if (!job || !file) throw notFound(`No file ${req.params.file} of a finished export ${req.params.job}`);
