@@ -154,7 +154,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Not a child plugin: its hook and decorators must reach every route.
   const auth = options.auth ?? (database && config.auth === 'on' ? createAuth(database.db, config) : undefined);
   app.decorate('auth', auth);
-  // Before accessControl, so a CORS preflight (no token) is answered; the rate limit is a route hook, run after it.
+  // On the root instance and before accessControl: a CORS preflight (no token) is answered, and
+  // requests without a known token are counted by address before any token is checked; the
+  // per-identity limit is a route hook, run after the check.
   await edges(app, { pool: database?.pool });
   await accessControl(app, { verifier: auth });
   // After access control, so the audit knows the client; every /fhir request but metadata writes an AuditEvent.

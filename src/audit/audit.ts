@@ -2,7 +2,6 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AuditEvent, AuditEventEntity, Resource } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WriteHooks, Written } from '../fhir/repository.js';
-import type { AccessContext } from '../auth/context.js';
 import { isPublicRoute } from '../routes/access.js';
 
 /**
@@ -20,6 +19,8 @@ import { isPublicRoute } from '../routes/access.js';
 /** The request as the audit sees it, set before the handler runs. */
 interface AuditedRequest {
   clientId?: string;
+  /** Who issued the token: Fascia itself, or an external issuer's `iss`. */
+  issuer?: string;
   /** The token's subject (`sub`) when it is not the client itself (an external app's user or patient). */
   subject?: string;
   /** The patient in the token's context (patient/ scopes). */
@@ -94,9 +95,10 @@ function describe(req: FastifyRequest): AuditedRequest {
   if (type && TYPE.test(type)) {
     target.push(id && !id.startsWith('_') && !id.startsWith('$') ? { what: { reference: `${type}/${id}` } } : ({ what: { type } } as AuditEventEntity));
   }
-  const access = req.access as (AccessContext & { subject?: string }) | undefined;
+  const access = req.access;
   return {
     clientId: access?.clientId,
+    ...(access ? { issuer: access.local ? 'Fascia' : access.issuer } : {}),
     ...(access?.subject !== undefined && access.subject !== access.clientId ? { subject: access.subject } : {}),
     ...(access?.patient !== undefined ? { patient: access.patient } : {}),
     address: req.ip,
@@ -120,7 +122,11 @@ function auditEvent(r: AuditedRequest, status: number, entity: AuditEventEntity[
     ...(status >= 400 ? { outcomeDesc: `HTTP ${status}` } : {}),
     agent: [
       {
-        who: r.clientId !== undefined ? { identifier: { value: r.clientId }, display: r.clientId } : { display: 'unauthenticated client' },
+        // The client as its issuer names it: an external issuer's client ids are its own, not Fascia's.
+        who:
+          r.clientId !== undefined
+            ? { identifier: { ...(r.issuer && r.issuer !== 'Fascia' ? { system: r.issuer } : {}), value: r.clientId }, display: r.clientId }
+            : { display: 'unauthenticated client' },
         // The token's subject, when someone other than the client itself asks through it.
         ...(r.subject !== undefined ? { altId: r.subject } : {}),
         requestor: true,

@@ -1,3 +1,4 @@
+import { identityOf } from '../auth/context.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '../db/client.js';
 import { ReadRouter } from '../db/replica.js';
@@ -10,7 +11,8 @@ declare module 'fastify' {
 }
 
 /** Whose writes a read must see: the token's client, else the caller's address. */
-const readerKey = (req: FastifyRequest): string => (req.access ? `client:${req.access.clientId}` : `ip:${req.ip}`);
+// The whole identity (issuer, client, subject, patient): an external token claiming a Fascia client's id is someone else.
+const readerKey = (req: FastifyRequest): string => (req.access ? `identity:${identityOf(req.access)}` : `ip:${req.ip}`);
 
 /**
  * Runs a read of many resources (search, history, $everything, Bulk export) where it may
