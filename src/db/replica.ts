@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
-import { FhirError } from '../fhir/outcome.js';
-import { openPool, type Db } from './client.js';
+import { errorCode, isDatabaseUnavailable } from './errors.js';
+import { openPool, type Db } from './pool.js';
 import * as schema from './schema.js';
 
 /**
@@ -183,8 +183,9 @@ export class ReadRouter {
       this.counts.replica++;
       return result;
     } catch (err) {
-      // The answer's own refusal (a bad parameter) is the same on the primary.
-      if (err instanceof FhirError) throw err;
+      // Only a failure of the database itself moves the read: the answer's own refusal (a
+      // bad parameter, raised above the database) would be the same on the primary.
+      if (!isDatabaseUnavailable(err) && errorCode(err) === undefined) throw err;
       // A database failure on the replica (down, a conflict with recovery): the primary answers.
       release(err as Error);
       void this.probe();
