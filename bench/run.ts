@@ -25,6 +25,7 @@ import { loadDefinitions } from '../src/fhir/validation.js';
 import { floorBenchmark, floorLines } from './compare.js';
 import { cpuPerResource, ingestBenchmarks } from './ingest.js';
 import { authHeaders, ensureDatabase, figuresRow, load, ms, serverFacts, startServer, type Figures, machineNote } from './lib.js';
+import { patientSearch } from './patient-search.js';
 import { soak } from './soak.js';
 import { startSection } from './start.js';
 import { exportSection } from './export.js';
@@ -140,6 +141,17 @@ async function searchFigures(database: Awaited<ReturnType<typeof openDatabase>>)
   ];;
 }
 
+/** Search inside one patient's long record (bench/patient-search.ts), on the big database. */
+async function patientSection(): Promise<string[]> {
+  const database = await openDatabase({ databaseUrl: url, dataDir: 'unused' });
+  await runMigrations(database.pool);
+  try {
+    return await patientSearch(url, database);
+  } finally {
+    await database.close();
+  }
+}
+
 /** Transaction ingest rates into a fresh database. */
 async function ingestSection(): Promise<string[]> {
   const ingestUrl = url.replace(/\/([^/]+)$/, '/$1_ingest');
@@ -197,6 +209,7 @@ const SECTIONS: { name: string; heading: string; run: () => Promise<string[]>; a
   { name: 'floor', heading: '## Against the floor', run: floorSection },
   { name: 'where', heading: '## Where the time goes', run: async () => [readFileSync(new URL('./where-the-time-goes.md', import.meta.url), 'utf8')], always: true },
   { name: 'search', heading: '## Search', run: searchSection },
+  { name: 'patient', heading: '## Patient search', run: patientSection },
   { name: 'ingest', heading: '## Ingest', run: ingestSection },
   { name: 'soak', heading: '## Soak', run: soakSection },
   { name: 'start', heading: '## Start', run: () => startSection(url.replace(/\/([^/]+)$/, '/$1_start')) },

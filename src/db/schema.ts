@@ -219,6 +219,33 @@ export const searchText = pgTable(
 );
 
 /**
+ * The patient timeline: rows of a resource of a type in TIMELINE_TYPES
+ * (src/fhir/search/indexer.ts) that is about a local Patient (its subject), carrying that
+ * patient, a code (param timeline:code, one row per distinct code; timeline:category, one
+ * per distinct category code; timeline:any, one per resource with code '') with every
+ * system it is written in ('' for none), and the resource's one date as [start, end),
+ * '-infinity' for both when it has none. One btree on (type, patient, param, code, start,
+ * id) answers `patient + code|category [+ date]` newest first (or `_sort=-date`) and a
+ * patient's newest results by walking the patient's rows from the top and stopping at the
+ * page: the cost follows the page, not the patient's record (src/fhir/search/timeline.ts).
+ */
+export const searchTimeline = pgTable(
+  'search_timeline',
+  {
+    ...indexKey,
+    patientId: text('patient_id').notNull(),
+    code: text('code').notNull(),
+    systems: text('systems').array().notNull(),
+    start: timestamp('start', { withTimezone: true, precision: 3 }).notNull(),
+    end: timestamp('end', { withTimezone: true, precision: 3 }).notNull(),
+  },
+  (t) => [
+    index('search_timeline_key_idx').on(t.resourceType, t.patientId, t.param, prefix(t.code), t.start, t.resourceId),
+    index('search_timeline_resource_idx').on(t.resourceId),
+  ],
+);
+
+/**
  * Clients that may ask /auth/token for access tokens (SMART Backend Services). A client
  * proves who it is with a JWT signed by a key in its JWKS, given by value or by URL, or
  * (AUTH_CLIENT_SECRETS=on) with a secret kept only as an scrypt hash. `kind` 'operator'

@@ -5,6 +5,8 @@ import { badRequest } from '../outcome.js';
 import { chainCondition } from './chain.js';
 import { filterCondition, sortExpression } from './sql.js';
 import type { SearchRequest } from './request.js';
+import type { SearchFilter } from './parse.js';
+import { orderOf, timelineFrom, timelineKeys, timelinePlan } from './timeline.js';
 
 export interface Row {
   resourceType: string;
@@ -42,21 +44,25 @@ interface Key {
   nullsFirst?: boolean;
 }
 
+/** One filter of a search as a condition on `r`. */
+const condition = (req: SearchRequest) => (f: SearchFilter): SQL => (f.chain ? chainCondition(f, req) : filterCondition(req.type, f));
+
 /** The WHERE clause of a search: type, not deleted, every filter. */
 export function whereClause(req: SearchRequest): SQL {
-  const parts = [sql`r.resource_type = ${req.type}`, sql`NOT r.deleted`, ...req.filters.map((f) => (f.chain ? chainCondition(f, req) : filterCondition(req.type, f))), ...(req.restrict ? [req.restrict] : [])];
+  const parts = [sql`r.resource_type = ${req.type}`, sql`NOT r.deleted`, ...req.filters.map(condition(req)), ...(req.restrict ? [req.restrict] : [])];
   return sql.join(parts, sql` AND `);
 }
 
 function keysOf(req: SearchRequest): Key[] {
-  const keys: Key[] = req.sort.map(({ def, descending }) => ({
+  const sort = orderOf(req);
+  const keys: Key[] = sort.map(({ def, descending }) => ({
     expr: sortExpression(req.type, def, descending),
     descending,
     nullable: def.code !== '_id' && def.code !== '_lastUpdated',
   }));
   // The id breaks ties, in the direction of the last key so one index can serve both.
   const lastDesc = keys.length ? keys[keys.length - 1]!.descending : false;
-  if (!req.sort.some((s) => s.def.code === '_id')) {
+  if (!sort.some((s) => s.def.code === '_id')) {
     keys.push({ expr: sql.raw('r.id'), descending: lastDesc, nullable: false });
   }
   return keys;
@@ -93,11 +99,24 @@ function afterBoundary(keys: Key[], columns: SQL[], values: unknown[]): SQL {
   return ors.length ? sql`(${sql.join(ors, sql` OR `)})` : sql`FALSE`;
 }
 
-const keyValue = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
+/** A key value as the cursor keeps it; ±infinity (the timeline's undated) as Postgres spells it. */
+const keyValue = (v: unknown) => (v instanceof Date ? v.toISOString() : v === -Infinity ? '-infinity' : v === Infinity ? 'infinity' : v);
+
+/**
+ * What a page reads: FROM and WHERE, and the sort keys. The patient timeline when it
+ * answers the search (src/fhir/search/timeline.ts), else the resource rows with every
+ * filter as a condition on them.
+ */
+function source(req: SearchRequest): { from: SQL; keys: Key[]; plan?: ReturnType<typeof timelinePlan> } {
+  const plan = timelinePlan(req);
+  if (plan) return { from: timelineFrom(req, plan, condition(req)), keys: timelineKeys(plan), plan };
+  return { from: sql`resources r WHERE ${whereClause(req)}`, keys: keysOf(req) };
+}
 
 /** The SQL of one page (also what the benchmark EXPLAINs). */
 export function pageQuery(req: SearchRequest): { query: SQL; keys: Key[]; cursor?: Cursor } {
-  const keys = keysOf(req);
+  const { keys, plan, ...general } = source(req);
+  let from = general.from;
   const cursor = req.cursor ? decodeCursor(req.cursor, isCursor) : undefined;
   if (cursor && cursor.k.length !== keys.length) throw badRequest('The paging cursor does not belong to this search; start again from the first page');
   const backwards = cursor?.d === 'p';
@@ -108,7 +127,16 @@ export function pageQuery(req: SearchRequest): { query: SQL; keys: Key[]; cursor
   // Plain ASC/DESC on never-null keys, so a btree on the column can deliver the order.
   const direction = (k: Key) => (k.descending ? 'DESC' : 'ASC') + (k.nullable ? (k.nullsFirst ? ' NULLS FIRST' : ' NULLS LAST') : '');
   const order = walk.map((k, i) => sql`${columns[i]} ${sql.raw(direction(k))}`);
-  const inner = sql`SELECT r.resource_type, r.id, r.content, ${sql.join(select, sql`, `)} FROM resources r WHERE ${whereClause(req)}`;
+  if (plan) {
+    // The timeline may take the page from its own rows before reading the resources.
+    const exprs = keys.map((k) => k.expr);
+    from = timelineFrom(req, plan, condition(req), {
+      order: sql.join(walk.map((k, i) => sql`${exprs[i]} ${sql.raw(direction(k))}`), sql`, `),
+      boundary: cursor ? afterBoundary(walk, exprs, cursor.k) : undefined,
+      limit: req.count + 1,
+    });
+  }
+  const inner = sql`SELECT r.resource_type, r.id, r.content, ${sql.join(select, sql`, `)} FROM ${from}`;
   const boundary = cursor ? sql`WHERE ${afterBoundary(walk, columns, cursor.k)}` : sql``;
   const query = sql`SELECT * FROM (${inner}) page ${boundary} ORDER BY ${sql.join(order, sql`, `)} LIMIT ${req.count + 1}`;
   return { query, keys, cursor };
@@ -143,7 +171,7 @@ export async function searchPage(db: Queryable, req: SearchRequest): Promise<Sea
 
 /** count(*) of all matches: exact, and as costly as the filters make it. */
 export async function countMatches(db: Queryable, req: SearchRequest): Promise<number> {
-  const result = await db.execute(sql`SELECT count(*)::bigint AS n FROM resources r WHERE ${whereClause(req)}`);
+  const result = await db.execute(sql`SELECT count(*)::bigint AS n FROM ${source(req).from}`);
   return Number((result.rows[0] as { n: string }).n);
 }
 

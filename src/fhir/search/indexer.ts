@@ -24,9 +24,71 @@ export interface IndexRows {
   }[];
   /** _text and _content: the folded text Postgres makes a tsvector of (text.ts). */
   text: { param: string; doc: string }[];
+  /** The patient timeline (TIMELINE_TYPES): patient, code and date together. */
+  timeline: TimelineRow[];
 }
 
-export const emptyRows = (): IndexRows => ({ token: [], string: [], date: [], reference: [], number: [], uri: [], composite: [], text: [] });
+export interface TimelineRow {
+  /** TIMELINE.code, TIMELINE.category or TIMELINE.any: which walk the row belongs to. */
+  param: string;
+  patientId: string;
+  /** The code (or category code); '' on the one TIMELINE.any row of a resource. */
+  code: string;
+  /** Every system the code is written in, '' for a coding without one. */
+  systems: string[];
+  start: Date | string;
+  end: Date | string;
+}
+
+export const emptyRows = (): IndexRows => ({ token: [], string: [], date: [], reference: [], number: [], uri: [], composite: [], text: [], timeline: [] });
+
+/**
+ * Types whose `patient`, `code`, `category` and `date` are also kept together as timeline
+ * rows (src/db/schema.ts, search_timeline), so `patient + code|category [+ date]` and a
+ * patient's newest results read one btree range in date order. Each has one subject and
+ * one date by R4's cardinality (subject 0..1; effective[x] or performed[x] 0..1, and only a
+ * dateTime, instant or Period of it is indexed), so a resource's rows differ only in code.
+ */
+export const TIMELINE_TYPES: ReadonlySet<string> = new Set(['Observation', 'Procedure', 'DiagnosticReport']);
+/**
+ * The `param` of timeline rows: one row per distinct code, one per distinct category code,
+ * and one per resource whatever its codes (a patient's newest results). Not the names of
+ * search parameters, so a hook replacing one parameter's rows (store.ts) never touches them.
+ */
+export const TIMELINE = { code: 'timeline:code', category: 'timeline:category', any: 'timeline:any' } as const;
+/** A resource without a date: sorts after every date walking newest first, and never matches a date. */
+export const NO_DATE = '-infinity';
+
+/**
+ * Timeline rows derived from a resource's own index rows (subject → Patient, code,
+ * category, date), exactly as migration 0010 derives them from stored rows.
+ */
+export function timelineRows(rows: IndexRows): TimelineRow[] {
+  const patients = new Set(rows.reference.filter((r) => r.param === 'subject' && r.targetType === 'Patient' && r.targetId).map((r) => r.targetId!));
+  if (!patients.size) return [];
+  const date = rows.date.find((d) => d.param === 'date');
+  const start = date?.start ?? NO_DATE;
+  const end = date?.end ?? NO_DATE;
+  const codesOf = (param: string) => {
+    const systems = new Map<string, Set<string>>();
+    for (const t of rows.token) {
+      if (t.param !== param || t.code === null) continue;
+      let set = systems.get(t.code);
+      if (!set) systems.set(t.code, (set = new Set()));
+      set.add(t.system ?? '');
+    }
+    return systems;
+  };
+  const codes = codesOf('code');
+  const categories = codesOf('category');
+  const out: TimelineRow[] = [];
+  for (const patientId of patients) {
+    out.push({ param: TIMELINE.any, patientId, code: '', systems: [], start, end });
+    for (const [code, set] of codes) out.push({ param: TIMELINE.code, patientId, code, systems: [...set].sort(), start, end });
+    for (const [code, set] of categories) out.push({ param: TIMELINE.category, patientId, code, systems: [...set].sort(), start, end });
+  }
+  return out;
+}
 
 /** Lower case without accents: the form string search compares. */
 export function normalizeString(s: string): string {
@@ -191,5 +253,6 @@ export function indexResource(type: string, resource: Record<string, unknown>, b
       else addValue(rows, def, def.type, v, baseUrl);
     }
   }
+  if (TIMELINE_TYPES.has(type)) rows.timeline = timelineRows(rows);
   return rows;
 }

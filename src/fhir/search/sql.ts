@@ -46,6 +46,9 @@ function equals(col: SQL, value: string): SQL {
   return sql`${kept(col)} = left(${value}, ${KEPT}) AND ${col} = ${value}`;
 }
 
+/** `col = value` on a column indexed by its first INDEXED_CHARS characters (the timeline's code). */
+export const equalsIndexed = (col: SQL, value: string): SQL => equals(col, value);
+
 /** `col` starts with `value` (LIKE): the index alone decides a prefix it keeps whole. */
 function startsWith(col: SQL, value: string): SQL {
   const chars = [...value];

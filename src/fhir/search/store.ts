@@ -32,6 +32,16 @@ const TABLES: Record<keyof IndexRows, { table: string; columns: [string, string,
   },
   // The fourth entry is the SQL that makes the column of the record's value.
   text: { table: 'search_text', columns: [['vector', 'doc', 'text', `to_tsvector('${TEXT_CONFIG}', x."doc")`]] },
+  timeline: {
+    table: 'search_timeline',
+    columns: [
+      ['patient_id', 'patientId', 'text'],
+      ['code', 'code', 'text'],
+      ['systems', 'systems', 'text[]'],
+      ['start', 'start', 'timestamptz'],
+      ['end', 'end', 'timestamptz'],
+    ],
+  },
 };
 
 /**
