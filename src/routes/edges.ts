@@ -12,29 +12,103 @@ const WINDOW_MS = 60_000;
 const UNLIMITED = new Set(['/healthz', '/readyz']);
 const unlimited = (req: FastifyRequest) => UNLIMITED.has(req.routeOptions.url ?? '');
 
-// One statement, one round trip: the row of this key's current window is made or counted.
-const COUNT = `INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1)
-  ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limits.count + 1 RETURNING count`;
+/** How often each process adds its counts to the shared ones (and reads theirs back). */
+export const RATE_FLUSH_MS = 100;
+
+const READ = 'SELECT count FROM rate_limits WHERE key = $1 AND window_start = $2';
+
+// All of a process's counts since the last flush in one statement; each row's new total comes back.
+const FLUSH = `INSERT INTO rate_limits (key, window_start, count)
+  SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[])
+  ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limits.count + EXCLUDED.count
+  RETURNING key, window_start, count`;
+
+interface Window {
+  key: string;
+  /** The key's count in Postgres (every process's) as of this process's last flush. */
+  shared: number;
+  /** This process's requests being added to it now (a flush in flight). */
+  inflight: number;
+  /** This process's requests not yet added to it. */
+  pending: number;
+  /** Whether the first read of the shared count came back (the key is flushed only after it). */
+  settled: boolean;
+  start: number;
+  /** The first sight of the key in this window reads what the other processes counted. */
+  ready: Promise<void>;
+}
 
 /**
- * A @fastify/rate-limit store counting in Postgres (table rate_limits), so every replica
- * sees the same counts: fixed windows of `timeWindow`, one UPSERT per request. Each
- * replica deletes the past windows once per window.
+ * A @fastify/rate-limit store counting in process memory and in Postgres (table
+ * rate_limits): fixed windows of `timeWindow`. A request is answered from memory (the
+ * shared count as last seen plus this process's own since), so counting costs a request
+ * no round trip, except the first of a key in a window, which reads what the other
+ * processes counted; every RATE_FLUSH_MS the process adds its counts to the shared rows
+ * in one statement and reads every replica's totals back. One process counts exactly;
+ * across replicas a key can go past its limit by what the others let through in one
+ * flush interval. Each replica deletes the past windows once per window.
  */
 export function postgresRateLimitStore(pool: pg.Pool): FastifyRateLimitStoreCtor {
   let swept = 0;
+  const windows = new Map<string, Window>();
+  let timer: NodeJS.Timeout | undefined;
+  let flushing = false;
+
+  const flush = async () => {
+    timer = undefined;
+    if (flushing) return schedule();
+    const batch = [...windows.values()].filter((w) => w.pending > 0 && w.settled).map((w) => ({ w, n: w.pending }));
+    if (windows.size && [...windows.values()].some((w) => w.pending > 0 && !w.settled)) schedule();
+    if (!batch.length) return;
+    flushing = true;
+    for (const b of batch) {
+      b.w.pending -= b.n;
+      b.w.inflight += b.n;
+    }
+    try {
+      const res = await pool.query<{ key: string; window_start: Date; count: number }>(FLUSH, [batch.map((b) => b.w.key), batch.map((b) => new Date(b.w.start)), batch.map((b) => b.n)]);
+      const totals = new Map(res.rows.map((row) => [`${row.window_start.getTime()}:${row.key}`, row.count]));
+      for (const b of batch) b.w.shared = Math.max(b.w.shared + b.n, totals.get(`${b.w.start}:${b.w.key}`) ?? 0);
+    } catch {
+      // Unreachable: the counts stay in this process (fail open, like skipOnError).
+      for (const b of batch) b.w.shared += b.n;
+    } finally {
+      for (const b of batch) b.w.inflight -= b.n;
+      flushing = false;
+    }
+  };
+  function schedule() {
+    timer ??= setTimeout(() => void flush(), RATE_FLUSH_MS);
+    timer.unref?.();
+  }
+
   return class PostgresRateLimitStore implements FastifyRateLimitStore {
     constructor(readonly options: FastifyRateLimitOptions) {}
 
     incr(key: string, cb: Parameters<FastifyRateLimitStore['incr']>[1], timeWindow: number): void {
       const now = Date.now();
       const start = now - (now % timeWindow);
-      pool.query<{ count: number }>(COUNT, [key, new Date(start)]).then(
-        (res) => cb(null, { current: res.rows[0]!.count, ttl: start + timeWindow - now }),
-        (err: Error) => cb(err),
-      );
+      // The key in memory names its window, so a new window starts from nothing.
+      const id = `${start}:${key}`;
+      let w = windows.get(id);
+      if (!w) {
+        const fresh: Window = { key, shared: 0, inflight: 0, pending: 0, start, settled: false, ready: Promise.resolve() };
+        fresh.ready = pool
+          .query<{ count: number }>(READ, [key, new Date(start)])
+          .then(
+            (res) => void (fresh.shared = res.rows[0]?.count ?? 0),
+            () => {},
+          )
+          .finally(() => (fresh.settled = true));
+        windows.set(id, (w = fresh));
+      }
+      w.pending++;
+      schedule();
+      const counted = w;
+      void counted.ready.then(() => cb(null, { current: counted.shared + counted.inflight + counted.pending, ttl: start + timeWindow - Date.now() }));
       if (start > swept) {
         swept = start;
+        for (const [k, old] of windows) if (old.start < start && old.pending === 0 && old.inflight === 0) windows.delete(k);
         pool.query('DELETE FROM rate_limits WHERE window_start < $1', [new Date(start)]).catch(() => {});
       }
     }

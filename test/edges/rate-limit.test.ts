@@ -1,3 +1,4 @@
+import { RATE_FLUSH_MS } from '../../src/routes/edges.js';
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { buildTestApp } from '../helper.js';
@@ -8,6 +9,9 @@ async function earlyInWindow(): Promise<void> {
   const left = 60_000 - (Date.now() % 60_000);
   if (left < 20_000) await new Promise((r) => setTimeout(r, left + 50));
 }
+
+/** Long enough for every process's counts to be added to the shared rows. */
+const flushed = () => new Promise((resolve) => setTimeout(resolve, 5 * RATE_FLUSH_MS));
 
 t.test('RATE_LIMIT: default 6000 a minute, 0 turns it off', async (t) => {
   t.equal(loadConfig({}).rateLimit, 6000);
@@ -37,9 +41,12 @@ t.test('past the limit a client gets 429 with Retry-After and an OperationOutcom
   t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'liveness is never limited');
   t.equal((await app.inject({ url: '/readyz' })).statusCode, 200, 'readiness is never limited');
 
-  // A second replica on the same database sees the same count.
+  // A second replica on the same database sees the same count, once the first has added its
+  // counts to the shared rows (every RATE_FLUSH_MS; until then each counts its own).
+  await flushed();
   const { app: replica } = await buildTestApp(t, { database, config: { rateLimit: 3 } });
   t.equal((await replica.inject({ url: '/fhir/Patient' })).statusCode, 429, 'the other replica refuses the same client');
+  await flushed(); // the counts reach Postgres every RATE_FLUSH_MS
   const rows = await database.pool.query<{ key: string; count: number }>(`SELECT key, count FROM rate_limits WHERE key LIKE 'identity:%' ORDER BY count DESC`);
   t.equal(rows.rows.length, 2, 'one row per identity in the current window');
   t.match(rows.rows[0], { key: /^identity:\["fascia",/, count: 5 });
@@ -60,6 +67,7 @@ t.test('requests with no token or a bad one are limited by address, before authe
   t.equal(refused.statusCode, 429, 'the fourth is refused before its token is looked at');
   t.ok(Number(refused.headers['retry-after']) >= 1, 'with Retry-After');
   t.match(refused.json(), { resourceType: 'OperationOutcome', issue: [{ code: 'throttled' }] });
+  await flushed(); // the counts reach Postgres every RATE_FLUSH_MS
   const rows = await database.pool.query<{ key: string; count: number }>('SELECT key, count FROM rate_limits');
   t.same(rows.rows, [{ key: 'ip:127.0.0.1', count: 4 }]);
 
@@ -92,6 +100,7 @@ t.test('without a token the address is counted (token endpoint, metadata)', asyn
   t.equal((await app.inject({ url: '/fhir/metadata' })).statusCode, 200);
   t.equal((await app.inject({ url: '/fhir/metadata' })).statusCode, 200);
   t.equal((await app.inject({ url: '/fhir/metadata' })).statusCode, 429);
+  await flushed(); // the counts reach Postgres every RATE_FLUSH_MS
   const rows = await database.pool.query<{ key: string }>('SELECT key FROM rate_limits');
   t.same(rows.rows.map((r) => r.key), ['ip:127.0.0.1']);
 });
