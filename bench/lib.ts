@@ -74,7 +74,11 @@ export async function ensureDatabase(url: string, fresh = false): Promise<void> 
   await c.end();
 }
 
-/** Starts `node [nodeArgs] dist/server.js` on DATABASE_URL=url and waits until /readyz answers. */
+/**
+ * Starts `node [nodeArgs] dist/server.js` on DATABASE_URL=url and waits until /readyz answers.
+ * AUTH_TOKEN_TTL matches the day-long token adminToken makes: the server refuses a token
+ * that lives longer than it allows.
+ */
 export async function startServer(
   url: string,
   env: Record<string, string> = {},
@@ -84,7 +88,7 @@ export async function startServer(
   const port = 18_000 + Math.floor(Math.random() * 1000);
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [...nodeArgs, entry], {
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', BASE_URL: base, LOG_LEVEL: 'warn', DB_POOL_SIZE: '16', BODY_LIMIT: String(200 * 2 ** 20), ...env },
+    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', BASE_URL: base, LOG_LEVEL: 'warn', DB_POOL_SIZE: '16', AUTH_TOKEN_TTL: '86400', BODY_LIMIT: String(200 * 2 ** 20), ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   for (let i = 0; ; i++) {

@@ -143,6 +143,7 @@ async function searchFigures(database: Awaited<ReturnType<typeof openDatabase>>)
 
 /** Search inside one patient's long record (bench/patient-search.ts), on the big database. */
 async function patientSection(): Promise<string[]> {
+  await ensureDatabase(url);
   const database = await openDatabase({ databaseUrl: url, dataDir: 'unused' });
   await runMigrations(database.pool);
   try {

@@ -6,6 +6,7 @@ import { chainCondition } from './chain.js';
 import { filterCondition, sortExpression } from './sql.js';
 import type { SearchRequest } from './request.js';
 import type { SearchFilter } from './parse.js';
+import { lastnFrom, LASTN_KEYS } from './lastn.js';
 import { orderOf, timelineFrom, timelineKeys, timelinePlan } from './timeline.js';
 
 export interface Row {
@@ -108,6 +109,7 @@ const keyValue = (v: unknown) => (v instanceof Date ? v.toISOString() : v === -I
  * filter as a condition on them.
  */
 function source(req: SearchRequest): { from: SQL; keys: Key[]; plan?: ReturnType<typeof timelinePlan> } {
+  if (req.lastn) return { from: lastnFrom(req, req.lastn.max, condition(req)), keys: LASTN_KEYS };
   const plan = timelinePlan(req);
   if (plan) return { from: timelineFrom(req, plan, condition(req)), keys: timelineKeys(plan), plan };
   return { from: sql`resources r WHERE ${whereClause(req)}`, keys: keysOf(req) };
@@ -177,7 +179,7 @@ export async function countMatches(db: Queryable, req: SearchRequest): Promise<n
 
 /** The planner's row estimate: cheap, approximate. */
 export async function estimateMatches(db: Queryable, req: SearchRequest): Promise<number> {
-  const result = await db.execute(sql`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${whereClause(req)}`);
+  const result = await db.execute(sql`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${source(req).from}`);
   const plan = (result.rows[0] as { 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] })['QUERY PLAN'];
   return Math.round(plan[0].Plan['Plan Rows']);
 }

@@ -2,6 +2,7 @@ import type { Queryable } from '../../db/client.js';
 import { serializeBundle, type RawEntry } from '../bundle.js';
 import { badRequest, issue, outcome } from '../outcome.js';
 import { countMatches, cursorFor, estimateMatches, searchPage } from './engine.js';
+import { parseLastn } from './lastn.js';
 import { parseSearchRequest, type SearchRequest } from './request.js';
 import { includes, shape } from './results.js';
 import type { Visibility } from '../visibility.js';
@@ -28,12 +29,21 @@ function appliedParams(req: SearchRequest, raw: [string, string][]): URLSearchPa
 
 /** Runs a search and returns the searchset Bundle as JSON text. */
 export async function search(db: Queryable, type: string, params: [string, string][], options: SearchOptions): Promise<string> {
-  const req = parseSearchRequest(type, params, options.baseUrl, options.visibility);
+  return searchset(db, parseSearchRequest(type, params, options.baseUrl, options.visibility), params, options, `${options.baseUrl}/fhir/${type}`);
+}
+
+/** Observation/$lastn (lastn.ts): the last `max` Observations of each code of one patient, as a searchset Bundle. */
+export async function lastn(db: Queryable, params: [string, string][], options: SearchOptions): Promise<string> {
+  const req = parseLastn(params, options.baseUrl, options.visibility);
+  return searchset(db, req, params, options, `${options.baseUrl}/fhir/Observation/$lastn`, [['max', String(req.lastn!.max)]]);
+}
+
+async function searchset(db: Queryable, req: SearchRequest, params: [string, string][], options: SearchOptions, url: string, extra: [string, string][] = []): Promise<string> {
   if (options.strict && req.ignored.length) {
     throw badRequest(`Unknown or unsupported search parameters: ${req.ignored.join(', ')}`, req.ignored);
   }
-  const url = `${options.baseUrl}/fhir/${type}`;
   const applied = appliedParams(req, params);
+  for (const pair of extra) applied.append(...pair);
   const link = (extra?: [string, string]) => {
     const p = new URLSearchParams(applied);
     if (extra) p.set(...extra);

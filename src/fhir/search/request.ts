@@ -41,6 +41,8 @@ export interface SearchRequest {
   /** The caller's limit on the matches themselves, as a condition on `r`; undefined when it may see every one. */
   restrict?: SQL;
   baseUrl: string;
+  /** Observation/$lastn (src/fhir/search/lastn.ts): the last `max` matches of each code. */
+  lastn?: { max: number };
 }
 
 export const DEFAULT_COUNT = 20;

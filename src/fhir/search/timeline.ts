@@ -38,7 +38,7 @@ export const planner = { timeline: true };
 const plain = (f: SearchFilter) => f.missing === undefined && f.modifier === undefined && !f.chain;
 
 /** The one local Patient a `patient` (or `subject` with type Patient) filter names, if it names exactly one. */
-function patientOf(f: SearchFilter): string | undefined {
+export function patientOf(f: SearchFilter): string | undefined {
   if (f.chain || f.missing !== undefined || f.values.length !== 1) return undefined;
   if (f.modifier !== undefined && f.modifier !== 'Patient') return undefined;
   const v = f.values[0] as ReferenceValue;
@@ -58,7 +58,8 @@ function oneCode(req: SearchRequest, param: string): SearchFilter | undefined {
   );
 }
 
-const patientFilter = (req: SearchRequest) => req.filters.find((f) => patientOf(f) !== undefined);
+/** The first filter naming one local Patient. */
+export const patientFilter = (req: SearchRequest) => req.filters.find((f) => patientOf(f) !== undefined);
 
 /**
  * The order of a search. `_sort` when given; otherwise (R4 defines no default) newest

@@ -13,6 +13,7 @@ import { sendFhir } from './http.js';
 import { CONSUMES, ID, PRODUCES, errorResponses, outcomeResponse } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 import { authorize, readerOf, visibilityFor } from '../access.js';
+import { lastnRoutes } from './lastn.js';
 import { terminologyRoutes } from './terminology.js';
 
 const anyResource = { type: 'object', description: 'The resource to check', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] };
@@ -31,7 +32,7 @@ function validateInput(body: ParsedJson, type: string): ParsedJson {
   return { plain: plain.parameter![i]!.resource, exact };
 }
 
-/** $validate, Procedure/$screen, Patient/$course-summary, and the terminology operations and Patient/$everything (terminology.ts). */
+/** $validate, Procedure/$screen, Patient/$course-summary, Observation/$lastn (lastn.ts), and the terminology operations and Patient/$everything (terminology.ts). */
 export async function operationRoutes(app: FastifyInstance): Promise<void> {
   const { repo } = app;
 
@@ -193,5 +194,6 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
+  await lastnRoutes(app);
   await terminologyRoutes(app);
 }

@@ -27,6 +27,14 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', documentation: 'The patient and their R4 Patient compartment (_type, _since, _count; keyset paging), within the caller’s scopes' },
         ],
         ...terminologyOperations(),
+        Observation: [
+          {
+            name: 'lastn',
+            definition: 'http://hl7.org/fhir/OperationDefinition/Observation-lastn',
+            documentation:
+              'The last max (default 1) Observations of each code for one patient (patient or subject=Patient/; 400 without one), from the patient timeline; category, date and the other search parameters narrow first, within the caller’s scopes. Groups: each code value, whichever systems write it (with code=, each value given); a multi-coded Observation is in each of its codes’ groups and returned once. Ordered by code, then newest first; keyset paging',
+          },
+        ],
         Procedure: [own('screen', 'Contraindications of a proposed session found in the patient’s active Conditions')],
       },
     }, app.authTokenUrl ? { tokenUrl: app.authTokenUrl } : undefined),
