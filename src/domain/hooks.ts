@@ -1,5 +1,5 @@
 import type { Observation, Procedure } from '@medplum/fhirtypes';
-import { currentReader } from '../fhir/caller.js';
+import { NOBODY, currentReader } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
 import type { WriteHooks } from '../fhir/repository.js';
 import { checkCanonical, readOnlyReason } from './definitions.js';
@@ -28,12 +28,13 @@ export const domainHooks: WriteHooks = {
     const sessions = written.filter((w) => w.type === 'Procedure' && isSession(w.resource as Procedure));
     if (sessions.length) {
       // The 422 names a Condition only to a writer who may read it (the request's caller).
-      const results = await screenSessions(tx, sessions.map((w) => w.resource as Procedure), currentReader());
+      const results = await screenSessions(tx, sessions.map((w) => w.resource as Procedure), currentReader() ?? NOBODY);
       results.forEach((issues, i) => {
         const errors = issues.filter((x) => x.severity === 'error');
         if (errors.length) throw new FhirError(422, errors, {}, `Procedure/${sessions[i]!.id}`);
       });
     }
-    await reviewMeasurements(tx, written);
+    // Judged as the writer sees them: a partOf target it may not read counts as not stored.
+    await reviewMeasurements(tx, written, currentReader());
   },
 };

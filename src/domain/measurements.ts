@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { readableBy, type Reader } from '../fhir/caller.js';
+import { canSee } from '../fhir/visibility.js';
 import type { Observation, OperationOutcomeIssue, Period, Procedure } from '@medplum/fhirtypes';
 import { parseDateRange } from '../fhir/dates.js';
 import { FhirError, issue } from '../fhir/outcome.js';
@@ -114,7 +115,7 @@ function judge(o: Observation, targets: Candidate['targets'], subject = 'this pa
 const errorsOf = (issues: OperationOutcomeIssue[]) => issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
 
 /** The beforeCommit pass over the transaction's Observations and Procedures (see above). */
-export async function reviewMeasurements(tx: Tx, written: Written[]): Promise<void> {
+export async function reviewMeasurements(tx: Tx, written: Written[], reader: Reader | undefined): Promise<void> {
   const observations = written.filter((w) => w.type === 'Observation' && !validTiming(w.resource as Observation) && procedureIds(w.resource as Observation).length);
   const procedures = written.filter((w) => w.type === 'Procedure');
   if (!observations.length && !procedures.length) return;
@@ -135,6 +136,10 @@ export async function reviewMeasurements(tx: Tx, written: Written[]): Promise<vo
     FROM search_reference po
     JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted
     LEFT JOIN resources p ON p.resource_type = 'Procedure' AND p.id = po.target_id AND NOT p.deleted
+      -- A Procedure the writer may not read is judged as one not stored, as $validate judges it (so
+      -- the answer tells nothing of it); one written in this transaction is the writer's own.
+      -- (A write outside any request, the server's own, has no reader to hide anything from.)
+      AND (p.id = ANY(${sql.param(procedureIdsWritten)}::text[]) OR ${reader ? readableBy(reader, 'Procedure', sql.raw('p.id')) : sql`TRUE`})
     WHERE po.resource_type = 'Observation' AND po.param = 'part-of' AND po.target_type = 'Procedure'
       AND (po.resource_id = ANY(${sql.param(observationIds)}::text[])
            OR (po.target_id = ANY(${sql.param(procedureIdsWritten)}::text[]) AND strpos(o.content, ${`"url":"${TIMING_EXTENSION}"`}) = 0))`);
@@ -162,10 +167,16 @@ export async function reviewMeasurements(tx: Tx, written: Written[]): Promise<vo
       if (errors.length) throw new FhirError(422, errors, {}, `Observation/${c.id}`);
       c.written.warnings.push(...verdict.issues);
     } else if (verdict.measurement) {
-      // Stored earlier, never refused afterwards: the session writes that looked at it again say what is wrong.
-      const said = errors.length
-        ? [warning(`Observation/${c.id}, stored before this session, breaks a measurement rule (${errors.map((e) => e.details?.text).join('; ')}): it gets no timing`)]
-        : verdict.issues.filter((i) => i.severity === 'warning' && i.expression?.includes('Observation.effective'));
+      // Stored earlier, never refused afterwards: the session writes that looked at it again say what is wrong,
+      // naming the Observation and quoting it only to a writer who may read it.
+      const readable = !reader || (await canSee(tx, reader.visibility, 'Observation', c.id, reader.baseUrl));
+      const said = !readable
+        ? errors.length
+          ? [warning('An Observation stored before this session, which the token may not read, breaks a measurement rule: it gets no timing')]
+          : []
+        : errors.length
+          ? [warning(`Observation/${c.id}, stored before this session, breaks a measurement rule (${errors.map((e) => e.details?.text).join('; ')}): it gets no timing`)]
+          : verdict.issues.filter((i) => i.severity === 'warning' && i.expression?.includes('Observation.effective'));
       for (const t of c.targets) writtenProcedures.get(t.id)?.warnings.push(...said);
       if (errors.length) continue;
     }

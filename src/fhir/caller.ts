@@ -15,8 +15,16 @@ export interface Reader {
  */
 export const callerReader = new AsyncLocalStorage<Reader>();
 
-/** Who will read a hook's answer: the request's caller, or nobody (NOTHING) outside a request, never everything. */
-export const currentReader = (): Reader => callerReader.getStore() ?? { visibility: NOTHING, baseUrl: '' };
+/**
+ * The request's caller, or undefined for a write made outside any request (the server's
+ * own: definitions installed at start, the seed script). Each hook decides what that
+ * means for it, and says so: screening then names nothing (NOBODY), the measurement
+ * review judges with every stored resource (no one reads its answer).
+ */
+export const currentReader = (): Reader | undefined => callerReader.getStore();
+
+/** A reader who may read nothing. */
+export const NOBODY: Reader = { visibility: NOTHING, baseUrl: '' };
 
 /**
  * The condition that the resource of `type` whose id is `id` (an SQL expression) is

@@ -38,9 +38,11 @@ export function applyJsonPatch(current: ParsedJson, patch: JsonPatch): ParsedJso
   } catch (err) {
     const e = err as { name?: string; message: string; index?: number };
     const failedTest = e.name === 'TEST_OPERATION_FAILED' || /Test operation failed/.test(e.message);
-    throw new FhirError(422, [
-      issue('error', failedTest ? 'processing' : 'invalid', `Patch operation ${e.index ?? ''} failed: ${e.message.split('\n')[0]}`.replace(/ {2}/, ' ')),
-    ]);
+    // fast-json-patch's own errors (a name in capitals) say what failed; anything else is
+    // an internal failure whose wording ("Cannot read properties of undefined") means nothing to a client.
+    const known = typeof e.name === 'string' && /^[A-Z_]+$/.test(e.name);
+    const text = known ? e.message.split('\n')[0] : 'the operation cannot be applied to this resource';
+    throw new FhirError(422, [issue('error', failedTest ? 'processing' : 'invalid', `Patch operation ${e.index ?? ''} failed: ${text}`.replace(/ {2}/, ' '))]);
   }
   if (current.exact === current.plain && patch.exact === patch.plain) return { plain, exact: plain };
   const exactOps = patch.exact.filter((op) => op.op !== 'test');

@@ -423,15 +423,21 @@ export class Repository {
 
   /**
    * JSON Patch: applied to the locked current version, then stored like an update (so
-   * the result is validated). A failing `test` or an invalid result → 422. A `test`
-   * operation reads the resource, so a patch with one needs a caller (`visibility`) who
-   * may read it: otherwise it answers as a read would (403 for the type, 404 for the
-   * resource), and never tells a match from a mismatch.
+   * the result is validated). A failing `test` or an invalid result → 422.
+   *
+   * A patch reads the resource it changes: its operations address and compare stored
+   * content (`test`, `copy`, `move`, a `remove` that fails on an absent path) and its
+   * errors describe the result. So it needs a caller (`visibility`) who may read the
+   * current version, and answers others as a read would (403 for a type it may not read,
+   * 404 for a resource it may not read, the same as an unknown id). A token that may
+   * update but not read replaces whole resources with PUT.
    */
   async patch(type: string, id: string, patch: JsonPatch, options: { visibility: Visibility; ifMatch?: number; tx?: Tx }): Promise<WriteResult> {
     this.assertWritable(type, id, 'PATCH');
+    const access = options.visibility.of(type, 'read');
+    if (access.kind === 'none') throw forbidden(`A JSON Patch reads the ${type} it changes: the token's scopes allow updating ${type} but not reading it (use PUT)`);
     return this.transaction(async (tx) => {
-      if (patch.plain.some((op) => op.op === 'test')) await this.read(type, id, options.visibility, tx);
+      if (access.kind === 'some') await this.read(type, id, options.visibility, tx);
       const current = await this.lockCurrent(tx, type, id);
       if (options.ifMatch !== undefined && current.versionId !== options.ifMatch) {
         throw preconditionFailed(`If-Match W/"${options.ifMatch}" does not match the current version W/"${current.versionId}"`);

@@ -78,11 +78,19 @@ function parseRequest(plain: BundleEntry, exact: BundleEntry, index: number, bas
   if (!(method in ORDER)) throw badRequest(`${at(index)}: method ${req.method} is not supported`);
   const url = req.url.startsWith(`${baseUrl}/fhir/`) ? req.url.slice(baseUrl.length + 6) : req.url.replace(/^\//, '');
   const [path, query] = url.split('?', 2) as [string, string | undefined];
-  const [type, id, history, vid] = path.split('/');
+  const segments = path.split('/');
+  const [type, id, history, vid] = segments;
   if (!type || !isHostedType(type)) throw new FhirError(404, [issue('error', 'not-supported', `${at(index)}: resource type "${type ?? ''}" is not supported`)]);
+  // The whole url names the interaction: [type], [type]/[id], or (GET, HEAD) [type]/[id]/_history/[vid].
+  // Anything else (an operation, instance history, a deeper path) fails the entry: never a read or a delete of what it starts with.
+  const vread = segments.length === 4 && history === '_history';
+  const known = segments.length === 1 || (segments.length === 2 && Boolean(id) && !id!.startsWith('$') && !id!.startsWith('_')) || vread;
+  if (!known || (vread && method !== 'GET' && method !== 'HEAD')) {
+    throw new FhirError(400, [issue('error', 'not-supported', `${at(index)}: ${method} ${path} is not an interaction a Bundle entry can carry here ([type], [type]/[id], or GET [type]/[id]/_history/[vid])`, [`${at(index)}.request.url`])]);
+  }
   const out: Request = { index, method, type, fullUrl: plain.fullUrl, query };
   if (id) out.id = id;
-  if (history === '_history') {
+  if (vread) {
     if (!vid || !/^[1-9]\d{0,8}$/.test(vid)) throw badRequest(`${at(index)}: "${vid ?? ''}" is not a version id`, [`${at(index)}.request.url`]);
     out.versionId = Number(vid);
   }

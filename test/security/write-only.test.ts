@@ -24,7 +24,9 @@ function noResource(t: Checks, res: RawResponse, label: string) {
 
 const adminGet = (id: string) => http(s.origin, 'GET', `/fhir/Observation/${id}`, { token: s.admin });
 
-t.test('finding 8: system/Observation.u — PATCH answers carry no resource, whatever Prefer asks', async (t) => {
+t.test('finding 8: system/Observation.u — PATCH reads the resource it changes: refused (403), nothing changed, no resource', async (t) => {
+  // A JSON Patch addresses and compares stored content (test, copy, move, a failing remove)
+  // and its errors describe the result: with u and no r it would read. PUT replaces instead.
   const token = await s.system('system/Observation.u');
   const o = await fresh();
   for (const prefer of [undefined, 'return=representation', 'return=OperationOutcome']) {
@@ -33,9 +35,14 @@ t.test('finding 8: system/Observation.u — PATCH answers carry no resource, wha
       headers: { ...JSON_PATCH, ...(prefer ? { prefer } : {}) },
       body: [{ op: 'replace', path: '/status', value: 'amended' }],
     });
-    t.ok(res.status === 200 || res.status === 204, `PATCH (${prefer ?? 'no Prefer'}): 200 or 204 (got ${res.status})`);
+    t.equal(res.status, 403, `PATCH (${prefer ?? 'no Prefer'}): 403 (got ${res.status})`);
     noResource(t, res, `PATCH (${prefer ?? 'no Prefer'})`);
   }
+  t.equal((await adminGet(String(o.id))).json().status, 'final', 'nothing was patched');
+  // With r as well, the patch applies.
+  const reader = await s.system('system/Observation.ru');
+  const ok = await http(s.origin, 'PATCH', `/fhir/Observation/${o.id}`, { token: reader, headers: JSON_PATCH, body: [{ op: 'replace', path: '/status', value: 'amended' }] });
+  t.equal(ok.status, 200, `PATCH with .ru: 200 (got ${ok.status})`);
   t.equal((await adminGet(String(o.id))).json().status, 'amended', 'the patch was applied');
 });
 
