@@ -206,6 +206,21 @@ export async function audits(database: Database): Promise<Json[]> {
   return r.rows.map((row) => JSON.parse(row.content) as Json);
 }
 
+/**
+ * Every stored AuditEvent once the batches of earlier answers have landed (reads and
+ * failures are audited after the answer, in batches): the same count twice, 150 ms apart.
+ */
+export async function settledAudits(database: Database): Promise<Json[]> {
+  let last = await audits(database);
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const now = await audits(database);
+    if (now.length === last.length) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** Read and failure audits are stored after the answer, batched: waits until `n` more than `before` match. */
 export async function waitForAudits(database: Database, match: (e: Json) => boolean, n: number, ms = 4000): Promise<Json[]> {
   const deadline = Date.now() + ms;

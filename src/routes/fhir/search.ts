@@ -6,6 +6,7 @@ import { preferStrict, sendFhir } from './http.js';
 import { PRODUCES, errorResponses } from './schemas.js';
 import { ROUTE_TARGETS, hostedOnly, pathSchema } from './targets.js';
 import { authorize, visibilityFor } from '../access.js';
+import { unsupportedMediaType } from '../../fhir/outcome.js';
 import { readFrom } from '../reads.js';
 
 const many = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
@@ -94,6 +95,13 @@ export async function searchRoutes(app: FastifyInstance): Promise<void> {
           summary: `Search ${detailedType ?? 'any other resource type'} with a form body`,
           description: 'The same search as GET, with parameters in an application/x-www-form-urlencoded body (combined with any in the URL).',
           consumes: ['application/x-www-form-urlencoded'],
+        },
+        // A JSON (or any other) body would be ignored and the search run without its parameters: refuse it.
+        preValidation: async (req: FastifyRequest) => {
+          const type = String(req.headers['content-type'] ?? '');
+          if (req.body !== undefined && !type.startsWith('application/x-www-form-urlencoded')) {
+            throw unsupportedMediaType('POST [type]/_search takes its parameters as application/x-www-form-urlencoded');
+          }
         },
       },
       handler,
