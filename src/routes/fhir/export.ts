@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Group, Parameters } from '@medplum/fhirtypes';
 import { cancelJob, createJob, fileChunks, findJob, jobFiles, recordPoll, storedTypes, type JobStatus } from '../../bulk/jobs.js';
 import { patientId, planExport, type ExportLevel, type KickoffParams } from '../../bulk/plan.js';
+import { mayFollowJob, mayReadFile } from '../../bulk/access.js';
 import { FhirError, badRequest, issue, notFound, outcome } from '../../fhir/outcome.js';
 import { identityOf } from '../../auth/context.js';
 import { authorize, visibilityFor } from '../access.js';
@@ -36,6 +37,17 @@ const preferOf = (req: FastifyRequest) => String(req.headers.prefer ?? '');
 
 /** Whose jobs: the token's whole identity (issuer, client, subject, patient), never a bare client id; everyone is one caller with AUTH=off. */
 const ownerOf = (req: FastifyRequest) => (req.access ? identityOf(req.access) : 'anonymous');
+
+/**
+ * The caller's job, if the token presented may follow it (src/bulk/access.ts): same
+ * identity, and scopes that could have started it. A narrower token of the same identity
+ * gets the 404 of an unknown job, so it does not learn the job exists.
+ */
+async function followedJob(req: FastifyRequest<{ Params: { job: string } }>): Promise<JobStatus> {
+  const job = await findJob(req.server.repo.db, req.params.job, ownerOf(req));
+  if (!job || !mayFollowJob(job.plan, visibilityFor(req))) throw notFound(`No export ${req.params.job} (unknown, cancelled or expired)`);
+  return job;
+}
 
 /** A POST's Parameters body as name/value pairs (valueString, valueInstant, valueCode…, valueReference.reference). */
 function bodyParams(req: FastifyRequest): KickoffParams {
@@ -167,7 +179,7 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       schema: {
         tags: ['Bulk Data'],
         summary: 'Poll an export',
-        description: `202 with X-Progress and Retry-After while it runs (429 when polled sooner than Retry-After); 200 with the manifest when complete; 500 with an OperationOutcome if it failed; 404 once cancelled or expired.`,
+        description: `202 with X-Progress and Retry-After while it runs (429 when polled sooner than Retry-After); 200 with the manifest when complete; 500 with an OperationOutcome if it failed; 404 once cancelled or expired, and to a token of the same identity whose scopes could not have started this export.`,
         params: jobParams,
         response: {
           200: {
@@ -192,8 +204,7 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (req, reply) => {
-      const job = await findJob(repo.db, req.params.job, ownerOf(req));
-      if (!job) throw notFound(`No export ${req.params.job} (unknown, cancelled or expired)`);
+      const job = await followedJob(req);
       if (job.status === 'failed') throw new FhirError(500, [issue('error', 'exception', job.error ?? 'The export failed')]);
       if (job.status !== 'completed') {
         if (!(await recordPoll(repo.db, job.id, config.bulk.retryAfterSeconds))) {
@@ -224,12 +235,13 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       schema: {
         tags: ['Bulk Data'],
         summary: 'Cancel an export (or delete a finished one)',
-        description: '202; the status URL and the files are 404 from then on.',
+        description: '202; the status URL and the files are 404 from then on. Needs a token of the identity that started the export that could have started it (else 404).',
         params: jobParams,
         response: { 202: { description: 'Cancelled', $ref: 'OperationOutcome#' }, 404: outcomeResponse('Unknown, cancelled or expired export') },
       },
     },
     async (req, reply) => {
+      await followedJob(req);
       if (!(await cancelJob(repo.db, req.params.job, ownerOf(req)))) throw notFound(`No export ${req.params.job} (unknown, cancelled or expired)`);
       return reply
         .code(202)
@@ -244,7 +256,7 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       schema: {
         tags: ['Bulk Data'],
         summary: 'Download one file of a finished export',
-        description: 'application/fhir+ndjson, one resource a line; gzip when Accept-Encoding allows it. Only the client that started the export may read it.',
+        description: 'application/fhir+ndjson, one resource a line; gzip when Accept-Encoding allows it. Only the identity that started the export may read it, with a token whose search access to the file’s type is at least as wide as the export was planned with (else 404).',
         params: {
           type: 'object',
           properties: { job: jobParams.properties.job, file: { type: 'string', pattern: '^[0-9]{1,9}\\.ndjson$', description: 'The file, as the manifest names it' } },
@@ -263,7 +275,8 @@ export async function exportRoutes(app: FastifyInstance): Promise<void> {
       const job = await findJob(repo.db, req.params.job, ownerOf(req));
       const fileNo = Number(req.params.file.replace('.ndjson', ''));
       const file = job?.status === 'completed' ? (await jobFiles(repo.db, job.id)).find((f) => f.fileNo === fileNo) : undefined;
-      if (!job || !file) throw notFound(`No file ${req.params.file} of a finished export ${req.params.job}`);
+      // Each file is checked against the token presented (requiresAccessToken): its type as wide as the job was planned with.
+      if (!job || !file || !mayReadFile(job.plan, file.resourceType, visibilityFor(req))) throw notFound(`No file ${req.params.file} of a finished export ${req.params.job}`);
       const gzip = /(^|,)\s*gzip\s*(;\s*q\s*=\s*(0?\.\d*[1-9]\d*|1(\.0*)?)\s*)?(,|$)/i.test(String(req.headers['accept-encoding'] ?? ''));
       const body = Readable.from(fileChunks(repo.db, job.id, fileNo));
       reply.code(200).header('content-type', NDJSON).header('vary', 'accept-encoding');
