@@ -68,6 +68,20 @@ export interface Auth {
 }
 
 const invalidToken = (message: string) => new AuthError(401, 'invalid_token', message);
+
+/**
+ * The lifetime ceiling, on what the token can still be used for as well as what it says:
+ * `iat` later than now (past CLOCK_TOLERANCE) is refused (RFC 7519 §4.1.6: when it was
+ * issued), so `exp − iat` cannot be shrunk by a future `iat`; `exp − now` is capped too
+ * (a token without `iat` is judged by it alone). Returns the reason to refuse, if any.
+ */
+export function lifetimeProblem(claims: JWTPayload, max: number, setting: string, now = Math.floor(Date.now() / 1000)): string | undefined {
+  const iat = typeof claims.iat === 'number' ? claims.iat : undefined;
+  if (iat !== undefined && iat > now + CLOCK_TOLERANCE) return 'The access token is not yet valid (iat is in the future)';
+  if (iat !== undefined && claims.exp! - iat > max) return `The access token lives longer than this server allows (exp − iat > ${max} s, ${setting})`;
+  if (claims.exp! - now > max + CLOCK_TOLERANCE) return `The access token lives longer than this server allows (exp − now > ${max} s, ${setting})`;
+  return undefined;
+}
 const bare = (bearer: string) => bearer.replace(/^Bearer\s+/i, '').trim();
 
 /** A verified token as remembered: until its exp, last verified in full at checkedAt, with the kid that signed it. */
@@ -167,7 +181,8 @@ export function createAuth(db: Db, config: AuthConfig, timings: AuthTimings = {}
       throw invalidToken(describeJoseError(err, 'access token'));
     }
     // A token minted under a longer AUTH_TOKEN_TTL (or by anyone holding a key) lives no longer than today's.
-    if (claims.exp! - claims.iat! > config.authTokenTtl) throw invalidToken(`The access token lives longer than this server allows (exp − iat > ${config.authTokenTtl} s)`);
+    const tooLong = lifetimeProblem(claims, config.authTokenTtl, 'AUTH_TOKEN_TTL');
+    if (tooLong) throw invalidToken(tooLong);
     const clientId = typeof claims.client_id === 'string' ? claims.client_id : claims.sub!;
     const client = await clients.get(clientId);
     if (!client) throw invalidToken('The access token was issued to a client that no longer exists');
@@ -192,9 +207,9 @@ export function createAuth(db: Db, config: AuthConfig, timings: AuthTimings = {}
     } finally {
       noticeExternalKeys(getKey);
     }
-    // Without iat the lifetime left is what counts: a token valid for days is refused, however young.
-    const lifetime = claims.exp! - (typeof claims.iat === 'number' ? claims.iat : Math.floor(Date.now() / 1000));
-    if (lifetime > maxLifetime) throw invalidToken(`The access token lives longer than this server allows (${typeof claims.iat === 'number' ? 'exp − iat' : 'exp − now'} > ${maxLifetime} s, AUTH_MAX_TOKEN_LIFETIME)`);
+    // A token valid for days is refused however young, and whatever iat it claims.
+    const tooLong = lifetimeProblem(claims, maxLifetime, 'AUTH_MAX_TOKEN_LIFETIME');
+    if (tooLong) throw invalidToken(tooLong);
     const clientId = [claims.client_id, claims.azp, claims.sub].find((v): v is string => typeof v === 'string');
     if (!clientId) throw invalidToken('The access token names no client (client_id, azp or sub)');
     return context(claims, clientId);

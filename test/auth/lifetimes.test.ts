@@ -5,6 +5,7 @@
  * (`key rotate` past the retention, a key dropped from the external issuer's JWKS).
  */
 import t from 'tap';
+import { SignJWT } from 'jose';
 import { buildApp } from '../../src/app.js';
 import { createAuth } from '../../src/auth/tokens.js';
 import { testConfig, testDatabase } from '../helper.js';
@@ -62,6 +63,22 @@ t.test("Fascia's own tokens live at most AUTH_TOKEN_TTL, whoever signed them", a
   const res = await get((await generous.issue(client, 'system/Patient.rs')).access_token);
   t.equal(res.statusCode, 401);
   t.match(res.json().issue[0].details.text, /exp − iat > 300 s/);
+});
+
+t.test("Fascia's own token stamped with a future iat is refused; an iat within the clock tolerance is not", async (t) => {
+  const client = await auth.clients.add({ name: 'future iat', scope: 'system/*.rs' });
+  const key = await auth.keys.current();
+  const mint = (iat: number, exp: number) =>
+    new SignJWT({ client_id: client.id, scope: 'system/Patient.rs' })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+      .setIssuer(auth.tokenUrl).setSubject(client.id).setAudience(auth.audience)
+      .setIssuedAt(iat).setExpirationTime(exp).sign(key.privateKey);
+  const day = now() + 86_400;
+  const res = await get(await mint(day - 100, day));
+  t.equal(res.statusCode, 401, 'iat a day ahead, exp − iat 100 s: refused');
+  t.match(res.json().issue[0].details.text, /iat is in the future/);
+  t.equal((await get(await mint(now() + 3, now() + 300))).statusCode, 200, 'iat 3 s ahead (clock skew), exp − iat = AUTH_TOKEN_TTL − 3: accepted');
+  t.equal((await get(await external(k1, { iat: now() + 3, exp: now() + 3600 }))).statusCode, 200, 'external: iat 3 s ahead, exp − now = the maximum');
 });
 
 t.test('user/ scopes give no access: there is no user context', async (t) => {
