@@ -43,12 +43,21 @@ export async function hashSecret(secret: string): Promise<string> {
   return `scrypt$${salt.toString('base64url')}$${hash.toString('base64url')}`;
 }
 
+/**
+ * What a wrong secret is checked against when there is no stored hash to check (an
+ * unknown, revoked or secretless client): the same scrypt, so every failure costs what a
+ * live client's costs and the time of an answer does not tell which client ids exist.
+ */
+const NO_SALT = Buffer.alloc(16, 0x5a);
+const NO_HASH = Buffer.alloc(32);
+
+/** Whether `secret` matches `stored` (null: never), after one scrypt whatever `stored` is. */
 export async function secretMatches(secret: string, stored: string | null): Promise<boolean> {
   const [scheme, salt, hash] = (stored ?? '').split('$');
-  if (scheme !== 'scrypt' || !salt || !hash) return false;
-  const expected = Buffer.from(hash, 'base64url');
-  const actual = await scrypt(secret, Buffer.from(salt, 'base64url'), expected.length);
-  return timingSafeEqual(actual, expected);
+  const usable = scheme === 'scrypt' && !!salt && !!hash;
+  const expected = usable ? Buffer.from(hash, 'base64url') : NO_HASH;
+  const actual = await scrypt(secret, usable ? Buffer.from(salt, 'base64url') : NO_SALT, expected.length);
+  return timingSafeEqual(actual, expected) && usable;
 }
 
 /** The clients registered to ask /auth/token for tokens. */

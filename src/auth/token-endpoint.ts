@@ -47,6 +47,28 @@ function clientKeys(client: Client): JWTVerifyGetKey | undefined {
   return set;
 }
 
+/**
+ * Public keys of no one (their private halves were discarded when they were made). An
+ * unknown, revoked or keyless client's assertion, or one whose kid matches none of a
+ * live client's keys, is verified against them, under the assertion's own kid and alg:
+ * the same key-set building, key import and signature check a live client's assertion
+ * costs, so the time of the answer does not tell which client ids exist. Not covered: a
+ * client registered by JWKS URL whose keys are not cached yet costs a fetch.
+ */
+const NOBODY_KEYS = [
+  { kty: 'EC', crv: 'P-384', alg: 'ES384', x: 'tlU_TCgkH-tXD2tJYPderElGKd1CAmwkuORYv28967j8sjabw7DZ76eBVHnDQCHY', y: 'SwVJqj3dUSX2RmIVom97dQxYhUgzbU56M1-T6qVv7qBaZNEZJL9qkfAN_9v4Nbk6' },
+  {
+    kty: 'RSA', alg: 'RS384', e: 'AQAB',
+    n: 'yZ6X9dcmtAOr82G0pT--Q066jGAvbEPIW4Mgu6MRN4IWKEl0r3w3nN-q6DKa6cHt9g3fqxGdiNwc5eLWTYqrHQLLiSFSt1UXuA6vGqFHTijddM8wjtU1aen7tlktDio1fPhwjTZecuBErVUcH11-nxDRh7PYH6_4RIttqYt-ucVzWGrSIdQA7ghyOHOyfVTw9kV1aTlY2QfSGdTgA-PceRLUjS1VEssHGNEQyhdreGECmuFXAzkM7ik5agBvMx4dGVkqHFQ_nXtC-pkSn63K-vno_dmv4v57AaQrnYqXl9m2DTPNsPmRYSHnfHY9E4ybBeJpwxO8dg22EKZHIGaqQQ',
+  },
+];
+
+async function verifyAgainstNobody(assertion: string): Promise<void> {
+  const nobody: JWTVerifyGetKey = (header, token) =>
+    createLocalJWKSet({ keys: NOBODY_KEYS.map((k) => (header.kid ? { ...k, kid: header.kid } : k)) })(header, token);
+  await jwtVerify(assertion, nobody, { algorithms: ACCEPTED_ALGS, clockTolerance: CLOCK_TOLERANCE }).catch(() => undefined);
+}
+
 /** The one value of a parameter; repeated parameters are refused (RFC 6749 §3.2). */
 function single(form: URLSearchParams, name: string): string | undefined {
   const values = form.getAll(name);
@@ -65,9 +87,11 @@ async function assertionClient(auth: Auth, assertion: string, formClientId: stri
   const clientId = claims.iss;
   if (formClientId && formClientId !== clientId) throw badClient('client_id does not match the client_assertion');
   const client = await auth.clients.get(clientId);
-  if (!client || client.revokedAt) throw badClient(CLIENT_FAILED);
-  const keys = clientKeys(client);
-  if (!keys) throw badClient(CLIENT_FAILED);
+  const keys = client && !client.revokedAt ? clientKeys(client) : undefined;
+  if (!client || client.revokedAt || !keys) {
+    await verifyAgainstNobody(assertion);
+    throw badClient(CLIENT_FAILED);
+  }
   let payload;
   try {
     ({ payload } = await jwtVerify(assertion, keys, {
@@ -75,6 +99,8 @@ async function assertionClient(auth: Auth, assertion: string, formClientId: stri
       requiredClaims: ['exp', 'jti'], clockTolerance: CLOCK_TOLERANCE,
     }));
   } catch (err) {
+    // No key of the client matched the kid: no signature was checked, so check one, as for an unknown client.
+    if (err instanceof errors.JWKSNoMatchingKey) await verifyAgainstNobody(assertion);
     throw badClient(signatureFailure(err) ? CLIENT_FAILED : describeJoseError(err, 'client_assertion'));
   }
   const now = Math.floor(Date.now() / 1000);
@@ -112,7 +138,9 @@ async function basicClient(auth: Auth, header: string): Promise<Client> {
     throw fail();
   }
   const client = await auth.clients.get(id);
-  if (!client || client.revokedAt || !(await secretMatches(secret, client.secretHash))) throw fail();
+  // One scrypt whether or not the client exists, is live or has a secret (secretMatches): no client-id oracle by time.
+  const matches = await secretMatches(secret, client && !client.revokedAt ? client.secretHash : null);
+  if (!client || client.revokedAt || !matches) throw fail();
   return client;
 }
 
