@@ -7,8 +7,8 @@
 import { HOSTED_TYPES } from '../fhir/registry.js';
 import { FhirError, badRequest, forbidden } from '../fhir/outcome.js';
 import { parseSearchRequest } from '../fhir/search/request.js';
-import { patientCompartmentParams, type TypeAccess, type Visibility } from '../fhir/visibility.js';
-import { typeCondition, typeFilterProblem } from './snapshot.js';
+import { sql, type SQL } from 'drizzle-orm';
+import { accessCondition, compartmentCondition, patientCompartmentParams, type TypeAccess, type Visibility } from '../fhir/visibility.js';
 
 export const OUTPUT_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
 
@@ -212,4 +212,29 @@ export function patientId(reference: string, baseUrl: string): string | undefine
   const local = reference.startsWith(`${baseUrl}/fhir/`) ? reference.slice(baseUrl.length + 6) : reference;
   const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(local);
   return m?.[1];
+}
+
+/** The condition on `r` for one type of the plan: access, _typeFilter, compartment; undefined → every row. */
+export function typeCondition(plan: ExportPlan, t: TypePlan, baseUrl: string): SQL | undefined {
+  const parts: SQL[] = [];
+  const access = accessCondition(t.type, t.access, baseUrl);
+  if (access) parts.push(access);
+  if (t.filters.length) parts.push(accessCondition(t.type, { kind: 'some', searches: t.filters }, baseUrl)!);
+  if (plan.level !== 'system') parts.push(compartmentCondition(t.type, plan.patients));
+  return parts.length ? sql.join(parts, sql` AND `) : undefined;
+}
+
+/**
+ * Why the worker could not run this `_typeFilter` search (chains, `_has`, anything the
+ * index conditions do not express), or undefined when it can: kick-off asks before
+ * accepting, by building the same condition the worker will build.
+ */
+export function typeFilterProblem(type: string, pairs: [string, string][], baseUrl: string): string | undefined {
+  try {
+    accessCondition(type, { kind: 'some', searches: [pairs] }, baseUrl);
+    return undefined;
+  } catch (err) {
+    const names = pairs.map(([n]) => n).filter((n) => n.includes('.') || n.startsWith('_has:'));
+    return names.length ? `${names.join(', ')}: chained and reverse-chained (_has) searches cannot filter an export` : (err as Error).message;
+  }
 }

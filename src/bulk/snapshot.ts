@@ -11,33 +11,6 @@
  * read from the search index, which describes the current versions.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { accessCondition, compartmentCondition } from '../fhir/visibility.js';
-import type { ExportPlan, TypePlan } from './plan.js';
-
-/** The condition on `r` for one type of the plan: access, _typeFilter, compartment; undefined → every row. */
-export function typeCondition(plan: ExportPlan, t: TypePlan, baseUrl: string): SQL | undefined {
-  const parts: SQL[] = [];
-  const access = accessCondition(t.type, t.access, baseUrl);
-  if (access) parts.push(access);
-  if (t.filters.length) parts.push(accessCondition(t.type, { kind: 'some', searches: t.filters }, baseUrl)!);
-  if (plan.level !== 'system') parts.push(compartmentCondition(t.type, plan.patients));
-  return parts.length ? sql.join(parts, sql` AND `) : undefined;
-}
-
-/**
- * Why the worker could not run this `_typeFilter` search (chains, `_has`, anything the
- * index conditions do not express), or undefined when it can: kick-off asks before
- * accepting, by building the same condition the worker will build.
- */
-export function typeFilterProblem(type: string, pairs: [string, string][], baseUrl: string): string | undefined {
-  try {
-    accessCondition(type, { kind: 'some', searches: [pairs] }, baseUrl);
-    return undefined;
-  } catch (err) {
-    const names = pairs.map(([n]) => n).filter((n) => n.includes('.') || n.startsWith('_has:'));
-    return names.length ? `${names.join(', ')}: chained and reverse-chained (_has) searches cannot filter an export` : (err as Error).message;
-  }
-}
 
 export interface BatchWindow {
   type: string;

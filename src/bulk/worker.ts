@@ -25,8 +25,8 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { BulkConfig } from '../config.js';
 import { shape } from '../fhir/search/results.js';
 import type { SearchRequest } from '../fhir/search/request.js';
-import type { ExportPlan } from './plan.js';
-import { deletedRows, estimateRows, liveRows, typeCondition } from './snapshot.js';
+import { typeCondition, type ExportPlan } from './plan.js';
+import { deletedRows, estimateRows, liveRows } from './snapshot.js';
 
 export const CHANNEL = 'fascia_bulk';
 const POLL_MS = 2_000;

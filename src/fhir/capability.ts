@@ -1,6 +1,6 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import { HOSTED_TYPES } from './registry.js';
-import { MAX_CHAIN_LINKS } from './search/chain.js';
+import { MAX_CHAIN_LINKS } from './search/parse.js';
 import { searchParams } from './search/params.js';
 import { DEFAULT_COUNT, DEFAULT_TOTAL, MAX_COUNT } from './search/request.js';
 import { TEXT_CONFIG } from './search/text.js';

@@ -5,7 +5,7 @@ import { badRequest } from '../outcome.js';
 import { chainCondition } from './chain.js';
 import { filterCondition, sortExpression } from './sql.js';
 import type { SearchRequest } from './request.js';
-import type { SearchFilter } from './parse.js';
+import type { SearchFilter } from './types.js';
 import { lastnFrom, LASTN_KEYS } from './lastn.js';
 import { orderOf, timelineFrom, timelineKeys, timelinePlan } from './timeline.js';
 

@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { INDEXED_CHARS } from '../../db/schema.js';
 import { badRequest } from '../outcome.js';
-import type { TokenValue } from './parse.js';
+import type { TokenValue } from './types.js';
 
 /**
  * The token modifiers that need terminology: `:in` / `:not-in` (a ValueSet Fascia

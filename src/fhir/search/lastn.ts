@@ -3,7 +3,7 @@ import { INDEXED_CHARS } from '../../db/schema.js';
 import { badRequest } from '../outcome.js';
 import type { Visibility } from '../visibility.js';
 import { NO_DATE, TIMELINE } from './indexer.js';
-import type { DateValue, SearchFilter, TokenValue } from './parse.js';
+import type { DateValue, SearchFilter, TokenValue } from './types.js';
 import { parseSearchRequest, MAX_COUNT, type SearchRequest } from './request.js';
 import { dateMatch } from './sql.js';
 import { patientFilter, patientOf } from './timeline.js';

@@ -3,8 +3,8 @@ import { badRequest } from '../outcome.js';
 import { accessCondition, type Visibility } from '../visibility.js';
 import { HOSTED_TYPES } from '../registry.js';
 import { searchParam, type SearchParamDef } from './params.js';
-import { isChained, parseChained } from './chain.js';
-import { parseFilter, type SearchFilter } from './parse.js';
+import { isChained, parseChained, parseFilter } from './parse.js';
+import type { SearchFilter } from './types.js';
 
 export interface SortKey {
   def: SearchParamDef;

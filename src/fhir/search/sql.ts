@@ -5,7 +5,7 @@ import { normalizeString } from './indexer.js';
 import { TERMINOLOGY_MODIFIERS, terminologyMatch } from './hierarchy.js';
 import type { SearchParamDef } from './params.js';
 import { TEXT_PARAMS, textCondition } from './text.js';
-import type { DateValue, NumberValue, Prefix, SearchFilter, SearchValue, TokenValue } from './parse.js';
+import type { DateValue, NumberValue, Prefix, SearchFilter, SearchValue, TokenValue } from './types.js';
 
 /** The index table each parameter type is stored in. */
 export function tableOf(def: SearchParamDef, modifier?: string): string {

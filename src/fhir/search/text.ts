@@ -1,7 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { badRequest } from '../outcome.js';
 import type { SearchParamDef } from './params.js';
-import type { SearchFilter, StringValue } from './parse.js';
+import type { SearchFilter, StringValue } from './types.js';
 
 /*
  * _text (the narrative, text.div without its markup) and _content (every string value

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { INDEXED_CHARS } from '../../db/schema.js';
 import { NO_DATE, TIMELINE, TIMELINE_TYPES } from './indexer.js';
 import { searchParam } from './params.js';
-import type { DateValue, ReferenceValue, SearchFilter, TokenValue } from './parse.js';
+import type { DateValue, ReferenceValue, SearchFilter, TokenValue } from './types.js';
 import type { SearchRequest, SortKey } from './request.js';
 import { dateMatch, equalsIndexed } from './sql.js';
 
