@@ -7,8 +7,9 @@
  * The version current at S is the `resources` row itself when it was stamped before S
  * (a row being rewritten by a transaction still in flight shows its old version, which
  * is); otherwise the last `resource_history` version stamped before S. A version with
- * no content is a deletion. Filters (granular scopes, compartments, `_typeFilter`) are
- * read from the search index, which describes the current versions.
+ * no content is a deletion. Filters (granular scopes, compartments, `_typeFilter`; built by
+ * plan.ts's typeCondition) are read from the search index, which describes the current
+ * versions.
  */
 import { sql, type SQL } from 'drizzle-orm';
 
