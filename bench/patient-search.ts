@@ -170,7 +170,8 @@ export async function patientSearch(url: string, database: Database): Promise<st
   const observations = Number(
     ((await database.db.execute(sql`SELECT count(*) AS n FROM resources WHERE resource_type = 'Observation' AND NOT deleted`)).rows[0] as { n: string }).n,
   );
-  const server = await startServer(url);
+  // Counted (the limiter's cost stays in the figures) but never refused, as in the comparison with Medplum.
+  const server = await startServer(url, { RATE_LIMIT: '1000000000' });
   const floor = await startFloor(url);
   log('servers up');
   const rows: string[] = [];
