@@ -19,7 +19,7 @@ import { isPublicRoute } from '../routes/access.js';
 /** The request as the audit sees it, set before the handler runs. */
 interface AuditedRequest {
   clientId?: string;
-  /** Who issued the token: Fascia itself, or an external issuer's `iss`. */
+  /** An external issuer's `iss` (absent for Fascia's own tokens): its client ids are its own. */
   issuer?: string;
   /** The token's subject (`sub`) when it is not the client itself (an external app's user or patient). */
   subject?: string;
@@ -98,7 +98,7 @@ function describe(req: FastifyRequest): AuditedRequest {
   const access = req.access;
   return {
     clientId: access?.clientId,
-    ...(access ? { issuer: access.local ? 'Fascia' : access.issuer } : {}),
+    ...(access && !access.local ? { issuer: access.issuer } : {}),
     ...(access?.subject !== undefined && access.subject !== access.clientId ? { subject: access.subject } : {}),
     ...(access?.patient !== undefined ? { patient: access.patient } : {}),
     address: req.ip,
@@ -125,7 +125,7 @@ function auditEvent(r: AuditedRequest, status: number, entity: AuditEventEntity[
         // The client as its issuer names it: an external issuer's client ids are its own, not Fascia's.
         who:
           r.clientId !== undefined
-            ? { identifier: { ...(r.issuer && r.issuer !== 'Fascia' ? { system: r.issuer } : {}), value: r.clientId }, display: r.clientId }
+            ? { identifier: { ...(r.issuer ? { system: r.issuer } : {}), value: r.clientId }, display: r.clientId }
             : { display: 'unauthenticated client' },
         // The token's subject, when someone other than the client itself asks through it.
         ...(r.subject !== undefined ? { altId: r.subject } : {}),

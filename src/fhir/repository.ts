@@ -359,7 +359,7 @@ export class Repository {
       .where(and(eq(resourceHistory.resourceType, type), eq(resourceHistory.id, id), eq(resourceHistory.versionId, versionId)));
     const unknown = () => notFound(`${type}/${id}/_history/${versionId} is not known`);
     if (!row) throw unknown();
-    if (!(await visibleVersions(tx, type, access, this.baseUrl, [row])).has(versionId)) throw unknown();
+    if (!(await visibleVersions(tx, type, access, this.baseUrl, [row])).has(row)) throw unknown();
     const version = { ...row, deleted: row.content === null };
     if (version.deleted) throw gone(`${type}/${id}/_history/${versionId} is a deletion`);
     return version;
@@ -529,19 +529,13 @@ export class Repository {
       .limit(q.count + 1);
     const more = rows.length > q.count;
     const page = rows.slice(0, q.count);
-    // Each version judged on its own content, per type (a page lists only what the caller may read).
-    const hidden = new Set<(typeof page)[number]>();
+    // Each version judged on its own content, one statement per type (a page lists only what the caller may read).
+    const shown = new Set<(typeof page)[number]>();
     for (const type of new Set(page.map((r) => r.resourceType))) {
-      const access = q.visibility.of(type, 'read');
-      if (access.kind === 'all') continue;
       const ofType = page.filter((r) => r.resourceType === type);
-      const keys = new Map<string, Set<number>>();
-      for (const id of new Set(ofType.map((r) => r.id))) {
-        keys.set(id, await visibleVersions(this.db, type, access, this.baseUrl, ofType.filter((r) => r.id === id)));
-      }
-      for (const r of ofType) if (!keys.get(r.id)!.has(r.versionId)) hidden.add(r);
+      for (const r of await visibleVersions(this.db, type, q.visibility.of(type, 'read'), this.baseUrl, ofType)) shown.add(r);
     }
-    const entries = page.filter((r) => !hidden.has(r)).map((r) => ({ ...r, deleted: r.content === null }));
+    const entries = page.filter((r) => shown.has(r)).map((r) => ({ ...r, deleted: r.content === null }));
     return { entries, more };
   }
 

@@ -356,7 +356,7 @@ export class BundleProcessor {
       const v = outcomes[i]?.version;
       if (!v || !v.content) continue;
       const shown = await visibleVersions(this.repo.db, requests[i]!.type, visibility.of(requests[i]!.type, 'read'), baseUrl, [v]);
-      if (!shown.has(v.versionId)) outcomes[i] = { ...outcomes[i]!, version: { ...v, content: null } };
+      if (!shown.has(v)) outcomes[i] = { ...outcomes[i]!, version: { ...v, content: null } };
     }
   }
 

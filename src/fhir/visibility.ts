@@ -29,7 +29,7 @@ export interface Visibility {
  */
 export const EVERYTHING: Visibility = { of: () => ({ kind: 'all' }) };
 
-/** Nothing visible: what the engine assumes of a caller it was told nothing about. */
+/** Nothing visible (a reader who may read nothing: caller.ts, NOBODY). */
 export const NOTHING: Visibility = { of: () => ({ kind: 'none' }) };
 
 interface CompartmentEntry {
@@ -133,7 +133,7 @@ export interface StoredVersion {
 }
 
 /**
- * The versionIds of `versions` (of resources of `type`) that `access` allows, each
+ * Those of `versions` (of resources of `type`, one or several) that `access` allows, each
  * judged on its own content: its compartment and granular criteria as they were in that
  * version, not as the resource is now. A version's index rows are made from its content
  * (the indexer every write uses) and the same SQL conditions a search applies run over
@@ -142,19 +142,20 @@ export interface StoredVersion {
  * from other resources are not made again, so a granular scope naming one of those
  * parameters matches no old version (it denies, never widens).
  */
-export async function visibleVersions(db: Queryable, type: string, access: TypeAccess, baseUrl: string, versions: StoredVersion[]): Promise<Set<number>> {
-  if (access.kind === 'all') return new Set(versions.map((v) => v.versionId));
+export async function visibleVersions<V extends StoredVersion>(db: Queryable, type: string, access: TypeAccess, baseUrl: string, versions: V[]): Promise<Set<V>> {
+  if (access.kind === 'all') return new Set(versions);
   if (access.kind === 'none') return new Set();
   const cond = accessCondition(type, access, baseUrl)!;
   const checks = versions
-    .filter((v) => v.content !== null)
-    .map((v) => {
+    .map((v, i) => ({ v, i }))
+    .filter(({ v }) => v.content !== null)
+    .map(({ v, i }) => {
       const rows = indexResource(type, JSON.parse(v.content!) as Record<string, unknown>, baseUrl);
-      return sql`SELECT ${v.versionId}::int AS v WHERE EXISTS (WITH ${indexTablesOf(type, v.id, rows)}
+      return sql`SELECT ${i}::int AS i WHERE EXISTS (WITH ${indexTablesOf(type, v.id, rows)}
         SELECT 1 FROM (SELECT ${v.id}::text AS id, ${type}::text AS resource_type, ${v.lastUpdated.toISOString()}::timestamptz AS last_updated, false AS deleted) r
         WHERE ${cond})`;
     });
   if (!checks.length) return new Set();
   const result = await db.execute(sql.join(checks, sql` UNION ALL `));
-  return new Set((result.rows as { v: number }[]).map((r) => Number(r.v)));
+  return new Set((result.rows as { i: number }[]).map((r) => versions[Number(r.i)]!));
 }

@@ -58,7 +58,8 @@ export function postgresRateLimitStore(pool: pg.Pool): FastifyRateLimitStoreCtor
     timer = undefined;
     if (flushing) return schedule();
     const batch = [...windows.values()].filter((w) => w.pending > 0 && w.settled).map((w) => ({ w, n: w.pending }));
-    if (windows.size && [...windows.values()].some((w) => w.pending > 0 && !w.settled)) schedule();
+    // Keys still waiting for their first read are flushed next time.
+    if ([...windows.values()].some((w) => w.pending > 0 && !w.settled)) schedule();
     if (!batch.length) return;
     flushing = true;
     for (const b of batch) {

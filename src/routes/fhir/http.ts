@@ -78,7 +78,7 @@ export function versionHeaders(reply: FastifyReply, v: ResourceVersion, location
 export async function sendWritten(req: FastifyRequest, reply: FastifyReply, status: number, type: string, v: ResourceVersion, message: string): Promise<FastifyReply> {
   const wanted = preferReturn(req);
   const readable = async () =>
-    v.content !== null && (await visibleVersions(req.server.repo.db, type, visibilityFor(req).of(type, 'read'), req.server.config.baseUrl, [v])).has(v.versionId);
+    v.content !== null && (await visibleVersions(req.server.repo.db, type, visibilityFor(req).of(type, 'read'), req.server.config.baseUrl, [v])).has(v);
   switch (wanted === 'representation' && !(await readable()) ? 'minimal' : wanted) {
     case 'minimal':
       return reply.code(status).send();
