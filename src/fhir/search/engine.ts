@@ -131,10 +131,11 @@ export function pageQuery(req: SearchRequest): { query: SQL; keys: Key[]; cursor
   const order = walk.map((k, i) => sql`${columns[i]} ${sql.raw(direction(k))}`);
   if (plan) {
     // The timeline may take the page from its own rows before reading the resources.
-    const exprs = keys.map((k) => k.expr);
     from = timelineFrom(req, plan, condition(req), {
-      order: sql.join(walk.map((k, i) => sql`${exprs[i]} ${sql.raw(direction(k))}`), sql`, `),
-      boundary: cursor ? afterBoundary(walk, exprs, cursor.k) : undefined,
+      walk: (exprs) => ({
+        order: sql.join(walk.map((k, i) => sql`${exprs[i]} ${sql.raw(direction(k))}`), sql`, `),
+        boundary: cursor ? afterBoundary(walk, exprs, cursor.k) : undefined,
+      }),
       limit: req.count + 1,
     });
   }

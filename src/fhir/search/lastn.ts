@@ -95,19 +95,26 @@ export function lastnFrom(req: SearchRequest, max: number, condition: (f: Search
         SELECT t.code, t.code, NULL::text FROM prefixes JOIN search_timeline t ON ${base('t')} AND left(t.code, ${KEPT}) = prefixes.p WHERE char_length(prefixes.p) = ${KEPT}
       )`;
 
-  const parts: SQL[] = [base('c'), sql`left(c.code, ${KEPT}) = left(g.code, ${KEPT})`, sql`c.code = g.code`, sql`(g.system IS NULL OR c.systems @> ARRAY[g.system])`];
+  // The btree decides the group on its indexed prefix; the whole code is compared only
+  // for a code as long as that prefix. Said as one condition on the prefix (and nothing
+  // correlated with it for the planner to multiply), the walk reads the newest rows in
+  // the btree's order and stops after `max`, instead of gathering and sorting the group.
+  const parts: SQL[] = [base('c'), sql`left(c.code, ${KEPT}) = g.prefix`, sql`(char_length(g.code) < ${KEPT} OR c.code = g.code)`];
+  const systems = codes?.values.some((v) => (v as TokenValue).system !== undefined);
+  if (systems) parts.push(sql`(g.system IS NULL OR c.systems @> ARRAY[g.system])`);
   if (dates.length) parts.push(sql`c.start > ${NO_DATE}::timestamptz`);
   for (const f of dates) parts.push(dateMatch((f.values[0] as DateValue).prefix, (f.values[0] as DateValue).range, sql.raw('c.start'), sql.raw('c."end"')));
   let join = sql``;
   if (rest.length || req.restrict) {
-    // A resource has timeline rows only while current and not deleted; the join is for the other conditions.
-    join = sql`JOIN resources r ON r.resource_type = c.resource_type AND r.id = c.resource_id`;
-    parts.push(sql`NOT r.deleted`, ...rest.map(condition));
-    if (req.restrict) parts.push(req.restrict);
+    // A resource has timeline rows only while current and not deleted; the join is for
+    // the other conditions, checked per row behind a fence as the timeline's walk does
+    // (src/fhir/search/timeline.ts, timelineFrom), so the walk stays in the btree's order.
+    const resourceParts = [sql`NOT r.deleted`, ...rest.map(condition), ...(req.restrict ? [req.restrict] : [])];
+    join = sql`JOIN resources r ON r.resource_type = c.resource_type AND r.id = c.resource_id CROSS JOIN LATERAL (SELECT WHERE ${sql.join(resourceParts, sql` AND `)} OFFSET 0) fence`;
   }
   return sql`(WITH RECURSIVE ${groups},
       picked AS (
-        SELECT g.grp, x.resource_id, x.start FROM groups g CROSS JOIN LATERAL (
+        SELECT g.grp, x.resource_id, x.start FROM (SELECT *, left(code, ${KEPT}) AS prefix FROM groups) g CROSS JOIN LATERAL (
           SELECT c.resource_id, c.start FROM search_timeline c ${join}
           WHERE ${sql.join(parts, sql` AND `)}
           ORDER BY c.start DESC, c.resource_id DESC LIMIT ${max}

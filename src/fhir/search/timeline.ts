@@ -107,39 +107,73 @@ export function codeEquals(col: string, code: string): SQL {
 /** A token's system on the row's systems ('' for a coding without one); @> so the planner estimates it from element statistics. */
 export const systemMatch = (col: string, system: string | null): SQL => sql`${sql.raw(col)} @> ARRAY[${system ?? ''}]::text[]`;
 
-/** One page of a timeline walk: its order and boundary on the timeline's own columns. */
+/**
+ * One page of a timeline walk: its order and boundary, built by the engine over the key
+ * expressions it is given (the walk's own columns, so a btree can deliver them).
+ */
 export interface TimelinePage {
-  order: SQL;
-  boundary?: SQL;
+  walk: (exprs: SQL[]) => { order: SQL; boundary?: SQL };
   limit: number;
 }
 
 /**
  * The FROM and WHERE of a timeline search: its rows `c`, each joined to its resource `r`.
+ * Without a page (a count) every matching row. With a page, the page is taken inside one
+ * walk of the btree per arm, ordered and limited there, and only its resources are read
+ * again outside: newest first one arm (the undated, stored as -infinity, come last in
+ * the btree's own order); oldest first two arms, the dated ones and then the undated
+ * (keyed +infinity, as the general plan puts them last), so neither sorts the record.
  * When nothing but the timeline decides the matches (no other filter, no visibility
- * limit), the page is taken from the timeline rows first and only its resources are read:
- * exact, since a resource has timeline rows only while it is current and not deleted
- * (written and removed with its other index rows), and one row per code and walk.
- * Otherwise the resource conditions apply per row (`condition`: the engine's, chains
- * included) and the caller's visibility (`req.restrict`) exactly as in the general plan.
+ * limit) an arm reads the timeline rows alone: exact, since a resource has timeline rows
+ * only while it is current and not deleted (written and removed with its other index
+ * rows), and one row per code and walk. Otherwise the resource conditions apply per row
+ * inside the arm (`condition`: the engine's, chains included) and the caller's visibility
+ * (`req.restrict`) exactly as in the general plan.
  */
 export function timelineFrom(req: SearchRequest, plan: TimelinePlan, condition: (f: SearchFilter) => SQL, page?: TimelinePage): SQL {
   const parts: SQL[] = [sql`c.resource_type = ${req.type}`, sql`c.patient_id = ${plan.patient}`, sql`c.param = ${plan.param}`];
   if (plan.code) {
     parts.push(codeEquals('c.code', plan.code.code));
     if (plan.code.system !== undefined) parts.push(systemMatch('c.systems', plan.code.system));
+  } else {
+    // TIMELINE.any rows all carry the code '': saying so puts the btree's code column in
+    // the equality prefix, so the walk reads (start, id) in order instead of sorting
+    // every row of the patient.
+    parts.push(codeEquals('c.code', ''));
   }
   if (plan.dates.length) parts.push(sql`c.start > ${NO_DATE}::timestamptz`);
   for (const d of plan.dates) parts.push(dateMatch(d.prefix, d.range, sql.raw('c.start'), sql.raw('c."end"')));
   const join = sql`JOIN resources r ON r.resource_type = c.resource_type AND r.id = c.resource_id`;
-  if (page && !plan.rest.length && !req.restrict) {
-    if (page.boundary) parts.push(page.boundary);
-    return sql`(SELECT * FROM search_timeline c WHERE ${sql.join(parts, sql` AND `)} ORDER BY ${page.order} LIMIT ${page.limit}) c ${join}`;
+  const resourceParts: SQL[] = [];
+  if (plan.rest.length || req.restrict) {
+    resourceParts.push(sql`NOT r.deleted`, ...plan.rest.map(condition));
+    if (req.restrict) resourceParts.push(req.restrict);
   }
-  parts.push(sql`NOT r.deleted`);
-  for (const f of plan.rest) parts.push(condition(f));
-  if (req.restrict) parts.push(req.restrict);
-  return sql`search_timeline c ${join} WHERE ${sql.join(parts, sql` AND `)}`;
+  if (!page) return sql`search_timeline c ${join} WHERE ${sql.join([...parts, ...resourceParts], sql` AND `)}`;
+
+  const id = sql.raw('c.resource_id');
+  const arms: { extra?: SQL; keys: SQL[] }[] = !plan.ascending
+    ? [{ keys: [sql.raw('c.start'), id] }]
+    : plan.dates.length
+      ? [{ keys: [sql.raw('c.start'), id] }]
+      : [
+          { extra: sql`c.start > ${NO_DATE}::timestamptz`, keys: [sql.raw('c.start'), id] },
+          { extra: sql`c.start = ${NO_DATE}::timestamptz`, keys: [sql`'infinity'::timestamptz`, id] },
+        ];
+  // The other conditions and the caller's visibility, per row of the walk: behind a
+  // fence (a LATERAL subquery with OFFSET 0 is planned on its own, so its EXISTS probes
+  // stay per-row index probes), the planner cannot turn them into a join that gathers
+  // every row of a scope (every survey Observation of every patient) before the walk.
+  const fenced = resourceParts.length
+    ? sql`search_timeline c ${join} CROSS JOIN LATERAL (SELECT WHERE ${sql.join(resourceParts, sql` AND `)} OFFSET 0) fence`
+    : sql`search_timeline c`;
+  const selects = arms.map(({ extra, keys }) => {
+    const { order, boundary } = page.walk(keys);
+    const where = [...parts, ...(extra ? [extra] : []), ...(boundary ? [boundary] : [])];
+    const from = fenced;
+    return sql`(SELECT c.* FROM ${from} WHERE ${sql.join(where, sql` AND `)} ORDER BY ${order} LIMIT ${page.limit})`;
+  });
+  return sql`(${sql.join(selects, sql` UNION ALL `)}) c ${join}`;
 }
 
 /** A timeline row's date as a key walking oldest first: the undated (-infinity) last, as the general plan puts them. */
