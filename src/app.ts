@@ -30,6 +30,7 @@ import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
 import { systemRoutes } from './routes/fhir/system.js';
 import './types.js';
+import './views/resource.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

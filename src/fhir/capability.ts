@@ -64,8 +64,9 @@ export function capabilityStatement(
   domain: DomainCapabilities = { profiles: {}, operations: {} },
   auth?: { tokenUrl: string },
 ): CapabilityStatement {
-  const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description }) => ({
+  const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description, profile }) => ({
     type,
+    ...(profile ? { profile } : {}),
     documentation: description,
     ...(domain.profiles[type] ? { supportedProfile: domain.profiles[type] } : {}),
     operation: [VALIDATE, ...(domain.operations[type] ?? []), ...(BULK_OPERATIONS[type] ?? [])].map(({ name, definition, documentation }) => ({ name, definition, documentation })),

@@ -11,6 +11,10 @@ export interface HostedType {
    * other type is served by the same engine through shared `/fhir/{type}` paths.
    */
   detailed: boolean;
+  /** Set for the one type that is not R4's: the specification that defines it. */
+  standard?: string;
+  /** The canonical StructureDefinition of a type R4 does not define. */
+  profile?: string;
 }
 
 /** What the clinic's records are made of; the domain (src/domain) plugs rules into these. */
@@ -26,6 +30,20 @@ const DETAILED: Partial<Record<ResourceType, string>> = {
  * used to pass information into and back from an operation").
  */
 const NOT_HOSTED = new Set(['Parameters']);
+
+/**
+ * Types Fascia stores that R4 does not define: SQL on FHIR v2's ViewDefinition (a
+ * FHIRPath projection of a resource type into a table). src/views checks them and runs them.
+ */
+const BEYOND_R4: HostedType[] = [
+  {
+    type: 'ViewDefinition' as ResourceType,
+    description: 'A SQL on FHIR v2 view: a tabular projection of one resource type by FHIRPath (not an R4 type; run by $viewdefinition-run).',
+    detailed: false,
+    standard: 'SQL on FHIR v2 (https://sql-on-fhir.org/ig/latest/)',
+    profile: 'https://sql-on-fhir.org/ig/StructureDefinition/ViewDefinition',
+  },
+];
 
 /** The first sentence of a StructureDefinition's description, for a one-line summary. */
 function firstSentence(text: string | undefined, type: string): string {
@@ -45,7 +63,7 @@ function load(): HostedType[] {
     others.push({ type, description: firstSentence(sd.description, type), detailed: false });
   }
   const detailed = Object.entries(DETAILED).map(([type, description]) => ({ type: type as ResourceType, description, detailed: true }));
-  return [...detailed, ...others.sort((a, b) => a.type.localeCompare(b.type))];
+  return [...detailed, ...others.sort((a, b) => a.type.localeCompare(b.type)), ...BEYOND_R4];
 }
 
 export const HOSTED_TYPES: readonly HostedType[] = load();

@@ -31,7 +31,7 @@ export const GENERIC_TAG = 'Other R4 resources';
 
 const TYPE_PARAM = {
   type: 'string',
-  description: `Any other R4 resource type (${GENERIC_TYPES.length} of them), e.g. Encounter, Practitioner, Organization, Location, DiagnosticReport, Immunization`,
+  description: `Any other hosted resource type (${GENERIC_TYPES.length} of them): the other R4 types, e.g. Encounter, Practitioner, Organization, Location, DiagnosticReport, Immunization, and ViewDefinition (SQL on FHIR v2, Fascia's one type beyond R4)`,
   examples: ['Encounter'],
 };
 
@@ -53,7 +53,7 @@ const generic: RouteTarget = {
   base: '/fhir/:type',
   tags: [GENERIC_TAG],
   label: 'resource',
-  description: 'Every R4 resource type is stored, versioned and searchable with all its R4 search parameters.',
+  description: 'Every R4 resource type is stored, versioned and searchable with all its R4 search parameters; so is ViewDefinition (SQL on FHIR v2, not an R4 type), searchable by name, url, status and resource and checked against that specification\'s rules on write.',
   resource: { $ref: 'Resource#' },
   body: { $ref: 'Resource#' },
   pathParams: { type: TYPE_PARAM },
