@@ -25,6 +25,8 @@ import { conditionalRoutes } from './routes/fhir/conditional.js';
 import { operationRoutes } from './routes/fhir/operations.js';
 import { exportRoutes, isExportFile } from './routes/fhir/export.js';
 import { startBulkWorkers } from './bulk/workers.js';
+import { withSubscriptions } from './subscriptions/hooks.js';
+import { startSubscriptionWorkers } from './subscriptions/workers.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
@@ -121,7 +123,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (app.draining) reply.header('connection', 'close');
     done(null, payload);
   });
-  app.decorate('repo', database ? new Repository(database.db, config.baseUrl, withAudit(domainHooks)) : (undefined as unknown as Repository));
+  app.decorate('repo', database ? new Repository(database.db, config.baseUrl, withSubscriptions(withAudit(domainHooks), config.baseUrl, config.subscriptions)) : (undefined as unknown as Repository));
   readRouting(app, database);
   app.decorateRequest('fhirMediaType', 'application/fhir+json');
   app.decorateRequest('fhirBody', undefined);
@@ -180,5 +182,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (database) await app.repo.install(definitions);
   // Bulk Data export workers (BULK_WORKERS): they stop, releasing their job, when the app closes.
   if (database) startBulkWorkers(app, database);
+  // Subscription dispatch and delivery (SUBSCRIPTION_WORKERS): stopped, like the export workers, when the app closes.
+  if (database) startSubscriptionWorkers(app, database);
   return app;
 }

@@ -42,6 +42,29 @@ export interface Config {
   corsOrigins: string[];
   /** Bulk Data $export (src/bulk/). */
   bulk: BulkConfig;
+  /** Subscriptions and their delivery (src/subscriptions/). */
+  subscriptions: SubscriptionConfig;
+}
+
+export interface SubscriptionConfig {
+  /** Hosts (host or host:port) whose rest-hook endpoints may be plain http; every other endpoint must be https. */
+  allowHttp: string[];
+  /** A subscription whose deliveries have failed for this long (seconds) gives up: status error, with the reason. */
+  maxAgeSeconds: number;
+  /** Longest one delivery (a POST to an endpoint) may take, in ms. */
+  timeoutMs: number;
+  /** The first retry's delay, doubled on each failure (with jitter), in ms. */
+  retryBaseMs: number;
+  /** The longest delay between retries, in ms. */
+  retryMaxMs: number;
+  /** Delivery workers this process runs (each delivers one subscription at a time); 0 → none. */
+  workers: number;
+  /** How often idle workers look for work, in ms. */
+  pollMs: number;
+  /** Events per notification at most (a subscription's max-count may ask for fewer). */
+  maxCount: number;
+  /** Seconds a delivered event is kept for $events. */
+  retentionSeconds: number;
 }
 
 export interface BulkConfig {
@@ -91,6 +114,15 @@ interface RawEnv {
   BULK_BATCH_SIZE: number;
   BULK_WORKERS: number;
   BULK_PAUSE_MS: number;
+  SUBSCRIPTION_ALLOW_HTTP?: string;
+  SUBSCRIPTION_MAX_AGE: number;
+  SUBSCRIPTION_TIMEOUT_MS: number;
+  SUBSCRIPTION_RETRY_BASE_MS: number;
+  SUBSCRIPTION_RETRY_MAX_MS: number;
+  SUBSCRIPTION_WORKERS: number;
+  SUBSCRIPTION_POLL_MS: number;
+  SUBSCRIPTION_MAX_COUNT: number;
+  SUBSCRIPTION_RETENTION: number;
 }
 
 const schema = {
@@ -131,6 +163,15 @@ const schema = {
     BULK_BATCH_SIZE: { type: 'integer', minimum: 1, maximum: 100_000, default: 5000 },
     BULK_WORKERS: { type: 'integer', minimum: 0, maximum: 16, default: 1 },
     BULK_PAUSE_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 0 },
+    SUBSCRIPTION_ALLOW_HTTP: { type: 'string', pattern: '^\\s*([A-Za-z0-9.\\-\\[\\]:]+\\s*(,\\s*[A-Za-z0-9.\\-\\[\\]:]+\\s*)*)?$' },
+    SUBSCRIPTION_MAX_AGE: { type: 'integer', minimum: 1, maximum: 30 * 86_400, default: 86_400 },
+    SUBSCRIPTION_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 120_000, default: 5_000 },
+    SUBSCRIPTION_RETRY_BASE_MS: { type: 'integer', minimum: 10, maximum: 3_600_000, default: 1_000 },
+    SUBSCRIPTION_RETRY_MAX_MS: { type: 'integer', minimum: 10, maximum: 86_400_000, default: 300_000 },
+    SUBSCRIPTION_WORKERS: { type: 'integer', minimum: 0, maximum: 64, default: 2 },
+    SUBSCRIPTION_POLL_MS: { type: 'integer', minimum: 10, maximum: 60_000, default: 250 },
+    SUBSCRIPTION_MAX_COUNT: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+    SUBSCRIPTION_RETENTION: { type: 'integer', minimum: 60, default: 7 * 86_400 },
   },
 } as const;
 
@@ -184,6 +225,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchSize: raw.BULK_BATCH_SIZE,
       workers: raw.BULK_WORKERS,
       pauseMs: raw.BULK_PAUSE_MS,
+    },
+    subscriptions: {
+      allowHttp: (raw.SUBSCRIPTION_ALLOW_HTTP ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+      maxAgeSeconds: raw.SUBSCRIPTION_MAX_AGE,
+      timeoutMs: raw.SUBSCRIPTION_TIMEOUT_MS,
+      retryBaseMs: raw.SUBSCRIPTION_RETRY_BASE_MS,
+      retryMaxMs: raw.SUBSCRIPTION_RETRY_MAX_MS,
+      workers: raw.SUBSCRIPTION_WORKERS,
+      pollMs: raw.SUBSCRIPTION_POLL_MS,
+      maxCount: raw.SUBSCRIPTION_MAX_COUNT,
+      retentionSeconds: raw.SUBSCRIPTION_RETENTION,
     },
   };
 }

@@ -397,3 +397,81 @@ export const readPositions = pgTable('read_positions', {
   lsn: text('lsn').notNull(),
   at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 });
+
+/**
+ * Subscriptions (src/subscriptions/): one row per Subscription resource, with what
+ * delivery needs that the resource does not say: its owner (identity and granted
+ * scopes, kept after the token expires), the server's status, the event counter and
+ * how far delivery has got.
+ */
+export const subscriptions = pgTable(
+  'subscriptions',
+  {
+    id: text('id').primaryKey(),
+    /** identityOf(access) of whoever last wrote the Subscription. */
+    owner: text('owner').notNull(),
+    /** The scopes that writer's token granted; null only under AUTH=off (everything). */
+    ownerScope: text('owner_scope'),
+    ownerPatient: text('owner_patient'),
+    /** requested, active, error or off. */
+    status: text('status').notNull(),
+    /** The version of the resource this row reflects. */
+    versionId: integer('version_id').notNull(),
+    resourceType: text('resource_type').notNull(),
+    /** A search on resourceType (query string, no type): R4 criteria, or a topic's filters. */
+    criteria: text('criteria').notNull().default(''),
+    topic: text('topic'),
+    /** For a topic: the interactions that trigger it (create, update, delete). */
+    triggers: text('triggers').array().notNull(),
+    channel: text('channel').notNull(),
+    endpoint: text('endpoint'),
+    headers: jsonb('headers').notNull().default([]),
+    payload: text('payload'),
+    /** empty, id-only or full-resource. */
+    content: text('content').notNull(),
+    heartbeatSeconds: integer('heartbeat_seconds'),
+    maxCount: integer('max_count'),
+    eventsSinceStart: bigint('events_since_start', { mode: 'number' }).notNull().default(0),
+    deliveredThrough: bigint('delivered_through', { mode: 'number' }).notNull().default(0),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    failingSince: timestamp('failing_since', { withTimezone: true, precision: 3 }),
+    lastSentAt: timestamp('last_sent_at', { withTimezone: true, precision: 3 }),
+    /** When it first became active: from then on every matching write is one of its events. */
+    startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }),
+    error: text('error'),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [index('subscriptions_type_idx').on(t.resourceType).where(sql`status <> 'off'`), index('subscriptions_due_idx').on(t.nextAttemptAt).where(sql`status IN ('requested', 'active')`)],
+);
+
+/**
+ * The outbox: one row per version written of a type some Subscription watches, inserted
+ * in the write's own transaction (keyed by its history sequence), removed once
+ * dispatched to the subscriptions' events. A rolled-back write leaves none.
+ */
+export const subscriptionOutbox = pgTable('subscription_outbox', {
+  seq: bigint('seq', { mode: 'number' }).primaryKey(),
+  resourceType: text('resource_type').notNull(),
+  resourceId: text('resource_id').notNull(),
+  versionId: integer('version_id').notNull(),
+});
+
+/** A subscription's events, numbered from 1 in the order they are delivered; kept for $events. */
+export const subscriptionEvents = pgTable(
+  'subscription_events',
+  {
+    subscriptionId: text('subscription_id')
+      .notNull()
+      .references(() => subscriptions.id, { onDelete: 'cascade' }),
+    eventNumber: bigint('event_number', { mode: 'number' }).notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    resourceType: text('resource_type').notNull(),
+    resourceId: text('resource_id').notNull(),
+    versionId: integer('version_id').notNull(),
+    /** create, update or delete. */
+    interaction: text('interaction').notNull(),
+    at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subscriptionId, t.eventNumber] }), index('subscription_events_at_idx').on(t.at)],
+);

@@ -87,6 +87,20 @@ export type Tx = Pick<Db, 'select' | 'insert' | 'update' | 'execute'>;
  */
 const WRITERS_LOCK = [0x46534341, 1] as const;
 
+/**
+ * Whether a write transaction that began before `at` is still running (it holds the
+ * writers' lock): a subscription waits for none to be left before it starts, so that every
+ * write it counts from then on saw it, and wrote its outbox row.
+ */
+export async function writersBefore(db: Pick<Db, 'execute'>, at: Date): Promise<boolean> {
+  const result = await db.execute(sql.raw(`
+    SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.classid = ${WRITERS_LOCK[0]} AND l.objid = ${WRITERS_LOCK[1]} AND l.objsubid = 2
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND a.xact_start < '${at.toISOString()}'::timestamptz) AS busy`));
+  return Boolean((result.rows[0] as { busy: boolean }).busy);
+}
+
 /** How long a write waits for a row another transaction holds before giving up with 409. */
 const LOCK_TIMEOUT = '10s';
 
@@ -110,6 +124,16 @@ export function mapDatabaseError(err: unknown): unknown {
       return err;
   }
 }
+
+/**
+ * The outbox row of each history row `hist` (a CTE returning seq, resource_type, id,
+ * version_id) whose type some Subscription that is not off watches: written in the same
+ * statement, so it commits or rolls back with the version (src/subscriptions/ reads it).
+ * A write of a type nobody watches pays one index probe.
+ */
+const OUTBOX_CTE = sql`outbox AS (INSERT INTO subscription_outbox (seq, resource_type, resource_id, version_id)
+  SELECT h.seq, h.resource_type, h.id, h.version_id FROM hist h
+  WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.resource_type = h.resource_type AND s.status <> 'off'))`;
 
 const READ_SQL = 'SELECT version_id, last_updated, deleted, content FROM resources WHERE resource_type = $1 AND id = $2';
 interface NamedQueries {
@@ -302,9 +326,10 @@ export class Repository {
         current AS (
           INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
           SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, false, c FROM input),
-        history AS (
+        hist AS (
           INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
-          SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, 'POST', c FROM input)
+          SELECT t, i, 1, ${lastUpdated.toISOString()}::timestamptz, 'POST', c FROM input RETURNING seq, resource_type, id, version_id),
+        ${OUTBOX_CTE}
         ${indexes.length ? sql`, ${sql.join(indexes, sql`, `)}` : sql``}
         SELECT 1`);
       this.pending.get(tx)?.push(...items.map(({ type, body }, i) => ({ type, id: versions[i]!.id, resource: body.plain as Resource, warnings: this.warningsOf(body) })));
@@ -493,7 +518,9 @@ export class Repository {
         .update(resources)
         .set({ versionId: version.versionId, lastUpdated: version.lastUpdated, deleted: true, content: null })
         .where(and(eq(resources.resourceType, type), eq(resources.id, id)));
-      await tx.insert(resourceHistory).values({ ...version, method: 'DELETE' });
+      await tx.execute(sql`WITH hist AS (INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
+          VALUES (${type}, ${id}, ${version.versionId}, ${version.lastUpdated.toISOString()}::timestamptz, 'DELETE', NULL) RETURNING seq, resource_type, id, version_id),
+        ${OUTBOX_CTE} SELECT 1`);
       await writeIndexes(tx, type, [{ id, rows: null }]);
       return version;
     }, tx);
@@ -621,7 +648,8 @@ export class Repository {
     const ctes = [
       sql`cur AS (${current})`,
       sql`hist AS (INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
-          SELECT resource_type, id, version_id, last_updated, ${method}, content FROM cur)`,
+          SELECT resource_type, id, version_id, last_updated, ${method}, content FROM cur RETURNING seq, resource_type, id, version_id)`,
+      OUTBOX_CTE,
       ...indexCtes(type, [{ id, rows }], { fresh: !exists, guard: sql`EXISTS (SELECT 1 FROM cur)` }),
     ];
     const result = await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT count(*)::int AS n FROM cur`);

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuthError, type AccessContext } from '../auth/context.js';
 import { allowed, patientScoped, type Interaction } from '../auth/scopes.js';
+import { grantsVisibility } from '../auth/visibility.js';
+import { callerOwner, ownerOf } from '../subscriptions/owner.js';
 import { FhirError, forbidden, issue } from '../fhir/outcome.js';
 import { callerReader, type Reader } from '../fhir/caller.js';
-import { EVERYTHING, type TypeAccess, type Visibility } from '../fhir/visibility.js';
+import { EVERYTHING, type Visibility } from '../fhir/visibility.js';
 
 /** Checks a bearer token and says who it is for and what it grants (src/auth/tokens.ts). */
 export interface TokenVerifier {
@@ -56,18 +58,7 @@ function malformed(text: string): FhirError {
 }
 
 /** What a token's grants let its holder see of each type, for the engine. */
-export function visibilityOf(access: AccessContext): Visibility {
-  return {
-    of(type, interaction): TypeAccess {
-      const a = allowed(access.grants, type, interaction);
-      if (a.kind === 'none') return a;
-      const patient = patientScoped(access.grants, type, interaction) ? access.patient : undefined;
-      if (patientScoped(access.grants, type, interaction) && patient === undefined) return { kind: 'none' };
-      if (a.kind === 'all') return patient === undefined ? a : { kind: 'some', searches: [], patient };
-      return { kind: 'some', searches: a.filters, ...(patient !== undefined ? { patient } : {}) };
-    },
-  };
-}
+export const visibilityOf = (access: AccessContext): Visibility => grantsVisibility(access.grants, access.patient);
 
 /**
  * The resource server (SMART Backend Services, RFC 6750), the one way in. The decision
@@ -102,7 +93,10 @@ export async function accessControl(app: FastifyInstance, { verifier }: { verifi
     req.visibility = visibilityOf(req.access);
   });
   // The caller's visibility follows the handler into the engine's hooks (screening names a Condition only to one who may read it).
-  app.addHook('preHandler', (req, _reply, done) => (req.visibility ? callerReader.run(readerOf(req), done) : done()));
+  // So does who the caller is: a Subscription it writes keeps its owner's identity and scopes (src/subscriptions/owner.ts).
+  app.addHook('preHandler', (req, _reply, done) =>
+    req.visibility ? callerReader.run(readerOf(req), () => callerOwner.run(ownerOf(req.access), done)) : done(),
+  );
 }
 
 /**
