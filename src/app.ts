@@ -31,6 +31,7 @@ import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
 import { systemRoutes } from './routes/fhir/system.js';
+import { viewRoutes } from './routes/fhir/views.js';
 import './types.js';
 import './views/resource.js';
 
@@ -147,7 +148,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.header('x-request-id', req.id);
     // By the route matched (the decoded path), as the access check decides.
     const route = req.routeOptions.url ?? '';
-    if (route.startsWith('/fhir') && !isExportFile(route)) {
+    if (route.startsWith('/fhir') && !isExportFile(route) && !req.routeOptions.config.ownFormats) {
       const format = new URLSearchParams(req.url.split('?')[1] ?? '').get('_format') ?? undefined;
       req.fhirMediaType = negotiate(format, req.headers.accept);
     }
@@ -177,6 +178,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(conditionalRoutes);
   await app.register(operationRoutes);
   await app.register(exportRoutes);
+  await app.register(viewRoutes);
   await app.register(async () => methods.register());
   // Fascia's own CodeSystems, ValueSets, profiles… stored (new versions only when they changed).
   if (database) await app.repo.install(definitions);

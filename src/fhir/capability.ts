@@ -49,6 +49,18 @@ const BULK_OPERATIONS: Record<string, ReturnType<typeof bulkExport>[]> = {
   Group: [bulkExport('group-export', "The compartments of the Group's Patient members, asynchronously")],
 };
 
+/** SQL on FHIR v2 (src/views/, src/routes/fhir/views.ts). */
+const VIEW_OPERATIONS: Record<string, { name: string; definition: string; documentation: string }[]> = {
+  ViewDefinition: [
+    {
+      name: 'viewdefinition-run',
+      definition: 'http://sql-on-fhir.org/OperationDefinition/$viewdefinition-run',
+      documentation:
+        'Runs a stored (viewReference, instance level) or inline (viewResource) view over the stored resources the token may read, or over inline resources; patient, group, _since, _limit; _format json, ndjson or csv (header); rows streamed in batches',
+    },
+  ],
+};
+
 /** SMART on FHIR security (SMART App Launch 2.x, conformance): the service code and the oauth-uris extension. */
 function security(tokenUrl: string): NonNullable<CapabilityStatement['rest']>[number]['security'] {
   return {
@@ -69,7 +81,7 @@ export function capabilityStatement(
     ...(profile ? { profile } : {}),
     documentation: description,
     ...(domain.profiles[type] ? { supportedProfile: domain.profiles[type] } : {}),
-    operation: [VALIDATE, ...(domain.operations[type] ?? []), ...(BULK_OPERATIONS[type] ?? [])].map(({ name, definition, documentation }) => ({ name, definition, documentation })),
+    operation: [VALIDATE, ...(domain.operations[type] ?? []), ...(BULK_OPERATIONS[type] ?? []), ...(VIEW_OPERATIONS[type] ?? [])].map(({ name, definition, documentation }) => ({ name, definition, documentation })),
     interaction: [
       { code: 'read' },
       { code: 'vread' },

@@ -71,7 +71,13 @@ export const TAGS = [
     name: 'Other R4 resources',
     description:
       'Every other R4 resource type (Encounter, Practitioner, Organization, Location, DiagnosticReport, …) on shared paths with the type in the path: ' +
-      'stored, versioned and searchable with all its R4 search parameters.',
+      'stored, versioned and searchable with all its R4 search parameters; and ViewDefinition (SQL on FHIR v2), Fascia\'s one type beyond R4.',
+  },
+  {
+    name: 'SQL on FHIR',
+    description:
+      'SQL on FHIR v2 ViewDefinitions (stored at `/fhir/ViewDefinition`, searchable by name, url, status and resource) and `$viewdefinition-run`: ' +
+      'a view\'s rows as JSON, NDJSON or CSV, streamed, from the resources the token may read or from resources given inline.',
   },
   {
     name: 'Bulk Data',
