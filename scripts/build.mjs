@@ -80,6 +80,10 @@ function trim(json) {
         delete e.comment;
         delete e.requirements;
         delete e.alias;
+        // Invariants (FHIRPath constraints, a third of the file: ele-1 on every element):
+        // Fascia's validation checks structure, cardinality, choices and required bindings
+        // (src/fhir/validation.ts), not invariants, so none is read; parsing them cost start time.
+        delete e.constraint;
       }
     }
   };
