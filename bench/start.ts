@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDatabase } from './lib.js';
+import { ensureDatabase, machineNote } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 7);
 
@@ -78,6 +78,17 @@ async function timeStart(command: string[], env: Record<string, string | undefin
   };
 }
 
+/** Wall ms of one command run to its end (exit 0 required), with DATABASE_URL set. */
+async function timeCommand(command: string[], env: Record<string, string | undefined>): Promise<number> {
+  const began = performance.now();
+  const child = spawn(command[0]!, command.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let errors = '';
+  child.stderr!.on('data', (d) => (errors += d));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`${command.join(' ')} exited ${code}:\n${errors}`);
+  return performance.now() - began;
+}
+
 /** The "## Start" section of bench/README.md. */
 export async function startSection(externalUrl: string): Promise<string[]> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'fascia-bench-start-'));
@@ -109,6 +120,13 @@ export async function startSection(externalUrl: string): Promise<string[]> {
         collected.get(label)!.push(await one(i));
       }
     }
+    // The operator CLI minting a token (issue 22: under 1 s), on the migrated database.
+    const cliKinds: [string, string[]][] = [
+      ['`npm run --silent cli -- token`', ['npm', 'run', '--silent', 'cli', '--', 'token', '--scope', 'system/*.rs']],
+      ['`node dist/cli.js token`', [process.execPath, 'dist/cli.js', 'token', '--scope', 'system/*.rs']],
+    ];
+    const cli = new Map<string, number[]>(cliKinds.map(([label]) => [label, []]));
+    for (let i = 0; i < RUNS; i++) for (const [label, command] of cliKinds) cli.get(label)!.push(await timeCommand(command, { DATABASE_URL: externalUrl }));
     for (const [label, out] of collected) {
       console.log(`${label}: ready ${out.map((r) => r.ready.toFixed(0)).join(', ')} ms`);
       results.push([label, out]);
@@ -120,7 +138,7 @@ export async function startSection(externalUrl: string): Promise<string[]> {
     return [
       '## Start',
       '',
-      `Written by \`BENCH_ONLY=start npm run bench\` (bench/start.ts). Spawn → first 200 from \`/readyz\` (polled every 5 ms), median of ${RUNS} runs (3 for the first-ever start), kinds alternating; the parts are the server's own \`startTimes\` (its \`Fascia is up\` log record: ms since the process began; CPU = user + system ms used by then). The machine was shared with other work (load average at the end: ${load}), so wall times are high and noisy; CPU ms are steadier.`,
+      `Written by \`BENCH_ONLY=start npm run bench\` (bench/start.ts). Spawn → first 200 from \`/readyz\` (polled every 5 ms), median of ${RUNS} runs (3 for the first-ever start), kinds alternating; the parts are the server's own \`startTimes\` (its \`Fascia is up\` log record: ms since the process began; CPU = user + system ms used by then). ${machineNote()} (load average at the end: ${load}); CPU ms move less with load than wall times. Goal (issue 22): ready under 2 s with the embedded Postgres initialised.`,
       '',
       '| start | runs | ready (median) | min | max | modules loaded | database up | migrations checked | app built | listening | CPU by listening | then definitions indexed |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -130,9 +148,15 @@ export async function startSection(externalUrl: string): Promise<string[]> {
         return `| ${label} | ${out.length} | **${median(ready).toFixed(0)} ms** | ${Math.min(...ready).toFixed(0)} | ${Math.max(...ready).toFixed(0)} | ${part(out, 'loaded')} | +${part(out, 'database', 'loaded')} | +${part(out, 'migrations', 'database')} | +${part(out, 'app', 'migrations')} | +${part(out, 'listening', 'app')} | ${part(out, 'cpu')} | ${indexed.length ? `${median(indexed).toFixed(0)} ms` : '–'} |`;
       }),
       '',
+      `The operator CLI minting a token on the same local Postgres (DATABASE_URL), wall time from spawn to exit, median of ${RUNS} runs, alternating (goal, issue 22: under 1 s):`,
+      '',
+      '| command | runs | median | min | max |',
+      '|---|---|---|---|---|',
+      ...[...cli].map(([label, out]) => `| ${label} | ${out.length} | **${median(out).toFixed(0)} ms** | ${Math.min(...out).toFixed(0)} | ${Math.max(...out).toFixed(0)} |`),
+      '',
       `\`npm run build\` (esbuild bundle + trimmed R4 files, no type check): ${buildSeconds.toFixed(1)} s; \`npm start\` runs it only when the sources changed (\`scripts/build.mjs --if-stale\`, a hash of src/, the lock file and the build script), and \`npm ci\` runs it once (\`prepare\`).`,
       '',
-      'What the start does and what was cut (profiled with `--cpu-prof`, in CPU share of the start before the change): importing the compiled modules, most of it Node resolving every file of drizzle-orm against its 179 KB `exports` map (now bundled into dist/fascia.js; V8\'s compile cache keeps compiled code in dist/.compile-cache); reading and parsing profiles-resources.json twice (35 MB; now read once, 8 MB trimmed at build); indexing the R4 StructureDefinitions (about a quarter; now after listening, a few at a time, with `/healthz` answering and `/readyz` 503 until done, so "ready" includes it; a write or `_summary` search in the meantime finishes them first); compiling every route\'s validators for 146 types (now at each route\'s first request); compiling 2,574 search-parameter expressions for all types (now per type at first use; the four soft-tissue types at start, for the OpenAPI document); the CapabilityStatement (now at the first `/metadata`). What is left: Fastify and @fastify/swagger registering the routes of 146 types, the embedded Postgres start, the migrations check and the check that Fascia\'s definitions are stored unchanged.',
+      'What the start does and what was cut (profiled with `--cpu-prof`, in CPU share of the start before the change): importing the compiled modules, most of it Node resolving every file of drizzle-orm against its 179 KB `exports` map (now bundled into dist/fascia.js; V8\'s compile cache keeps compiled code in dist/.compile-cache); reading and parsing profiles-resources.json twice (35 MB; now read once, 8 MB trimmed at build); indexing the R4 StructureDefinitions (about a quarter; now a few at a time from before the database opens, so the CPU work fills the time the start spends waiting for Postgres, with `/healthz` answering once listening and `/readyz` 503 until done, so "ready" includes it; a write or `_summary` search in the meantime finishes them first; the build drops the elements\' invariants, a third of the file, which Fascia\'s validation never reads); compiling every route\'s validators for 146 types (now at each route\'s first request); compiling 2,574 search-parameter expressions for all types (now per type at first use; the four soft-tissue types at start, for the OpenAPI document); the CapabilityStatement (now at the first `/metadata`). What is left: Fastify and @fastify/swagger registering the routes of 146 types, the embedded Postgres start, the migrations check and the check that Fascia\'s definitions are stored unchanged.',
       '',
     ];
   } finally {
