@@ -12,7 +12,7 @@ const post = (payload: string, headers: Record<string, string> = FORM) => app.in
 
 t.test('an RS384 assertion gets a bearer token signed by Fascia', async (t) => {
   const res = await post(tokenForm(await assertion(rsClient.id, rsa), 'system/Patient.rs'));
-  t.equal(res.statusCode, 200, res.body);
+  t.equal(res.statusCode, 200, `token endpoint: ${res.statusCode === 200 ? 'issued' : res.body}`);
   t.equal(res.headers['cache-control'], 'no-store');
   const body = res.json();
   t.match(body, { token_type: 'bearer', expires_in: 300, scope: 'system/Patient.rs' });
@@ -28,7 +28,7 @@ t.test('an RS384 assertion gets a bearer token signed by Fascia', async (t) => {
 
 t.test('an ES384 assertion works too, and scopes are intersected', async (t) => {
   const res = await post(tokenForm(await assertion(ecClient.id, ec), 'system/Observation.cruds system/Patient.cruds system/Condition.rs'));
-  t.equal(res.statusCode, 200, res.body);
+  t.equal(res.statusCode, 200, `token endpoint: ${res.statusCode === 200 ? 'issued' : res.body}`);
   t.same(res.json().scope.split(' ').sort(), ['system/Observation.cruds', 'system/Patient.rs']);
   const wildcard = await post(tokenForm(await assertion(ecClient.id, ec), 'system/*.cruds'));
   t.same(wildcard.json().scope?.split(' ').sort(), ['system/Observation.cruds', 'system/Patient.rs'], 'a wildcard ask narrows to the allowed types');
@@ -134,7 +134,7 @@ t.test('client keys registered by URL (a JWKS server on 127.0.0.1)', async (t) =
   const { base, hits } = await jsonServer(t, () => ({ '/jwks.json': { keys: [key.publicJwk] } }));
   const c = await auth.clients.add({ name: 'by url', scope: 'system/*.rs', jwksUrl: `${base}/jwks.json` });
   const res = await post(tokenForm(await assertion(c.id, key), 'system/Patient.rs'));
-  t.equal(res.statusCode, 200, res.body);
+  t.equal(res.statusCode, 200, `token endpoint: ${res.statusCode === 200 ? 'issued' : res.body}`);
   t.equal(hits.get('/jwks.json'), 1);
   const wrong = await post(tokenForm(await assertion(c.id, { ...ec, kid: key.kid }), 'system/Patient.rs'));
   t.equal(wrong.statusCode, 401);
@@ -156,7 +156,7 @@ t.test('client_secret_basic: off by default, on with AUTH_CLIENT_SECRETS', async
   const on = await authApp(t, { authClientSecrets: true });
   const c2 = await on.auth.clients.add({ name: 'simple', scope: 'system/*.rs', secret: 's3cret:+/ é' });
   const good = await on.app.inject({ method: 'POST', url: '/auth/token', headers: basic(c2.id, 's3cret:+/ é'), payload: form });
-  t.equal(good.statusCode, 200, good.body);
+  t.equal(good.statusCode, 200, `token endpoint: ${good.statusCode === 200 ? 'issued' : good.body}`);
   t.equal(good.json().scope, 'system/*.rs');
   const bad = await on.app.inject({ method: 'POST', url: '/auth/token', headers: basic(c2.id, 'guess'), payload: form });
   t.match([bad.statusCode, bad.json().error], [401, 'invalid_client']);
