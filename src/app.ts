@@ -27,6 +27,7 @@ import { exportRoutes, isExportFile } from './routes/fhir/export.js';
 import { startBulkWorkers } from './bulk/workers.js';
 import { withSubscriptions } from './subscriptions/hooks.js';
 import { startSubscriptionWorkers } from './subscriptions/workers.js';
+import { subscriptionRoutes } from './routes/fhir/subscriptions.js';
 import { methodNotAllowedRoutes } from './routes/fhir/methods.js';
 import { resourceRoutes } from './routes/fhir/resources.js';
 import { searchRoutes } from './routes/fhir/search.js';
@@ -179,6 +180,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(operationRoutes);
   await app.register(exportRoutes);
   await app.register(viewRoutes);
+  await app.register(subscriptionRoutes);
   await app.register(async () => methods.register());
   // Fascia's own CodeSystems, ValueSets, profiles… stored (new versions only when they changed).
   if (database) await app.repo.install(definitions);

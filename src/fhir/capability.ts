@@ -28,6 +28,8 @@ const TEXT_DOCUMENTATION: Record<string, string> = {
 export interface DomainCapabilities {
   profiles: Record<string, string[]>;
   operations: Record<string, { name: string; definition: string; documentation: string }[]>;
+  /** Extensions of a type's entry (the Subscriptions Backport's topic canonicals on Subscription). */
+  extensions?: Record<string, { url: string; valueCanonical: string }[]>;
 }
 
 /** `$validate`, which every hosted type answers. */
@@ -77,6 +79,7 @@ export function capabilityStatement(
   auth?: { tokenUrl: string },
 ): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description, profile }) => ({
+    ...(domain.extensions?.[type] ? { extension: domain.extensions[type] } : {}),
     type,
     ...(profile ? { profile } : {}),
     documentation: description,

@@ -85,6 +85,13 @@ export const TAGS = [
       'FHIR Bulk Data Access 2.0 `$export`: kick off (`Prefer: respond-async`), poll the Content-Location URL until the manifest (200), download the NDJSON files it lists; ' +
       'the same token throughout, and only the client that started an export sees it.',
   },
+  {
+    name: 'Subscription',
+    description:
+      'Push sync: a Subscription (R4 criteria, or a SubscriptionTopic of the R4 Backport) is created like any resource with status `requested` on the shared paths; ' +
+      'after a handshake the server sets it `active` and POSTs history Bundles of numbered events to its rest-hook endpoint, in order, retrying until delivered. ' +
+      '`$status` and `$events` (replay by event number) are below; the websocket channel is documented in docs/search-and-sync.md.',
+  },
   { name: 'Health', description: 'Liveness (`/healthz`) and readiness (`/readyz`) for load balancers and orchestrators.' },
 ];
 

@@ -123,7 +123,7 @@ export async function deliverOne(ctx: DeliveryContext): Promise<boolean> {
       type = events.length ? 'event-notification' : 'heartbeat';
     }
     // R4's rest-hook without a payload: an empty POST, a ping to come and read.
-    const body = s.payload === null && !s.topic ? null : notificationBundle(ctx.baseUrl, described, type, events, s.content);
+    const body = s.payload === null && !s.topic ? null : notificationBundle(`${ctx.baseUrl}/fhir`, described, type, events, s.content);
     const failure = await post(s.endpoint, s.headers, body, ctx.config.timeoutMs);
     if (failure === undefined) {
       const through = events.length ? events.at(-1)!.eventNumber : Number(s.delivered_through);

@@ -47,9 +47,9 @@ export async function loadEvents(db: Queryable, subscriptionId: string, from: nu
   }));
 }
 
-/** The SubscriptionStatus of the R4 Backport, as Parameters (backport-subscription-status-r4). */
-export function statusParameters(baseUrl: string, s: Described, type: NotificationType, events: StoredEvent[], content: Content): Parameters {
-  const parameter: ParametersParameter[] = [{ name: 'subscription', valueReference: { reference: `${baseUrl}/Subscription/${s.id}` } }];
+/** The SubscriptionStatus of the R4 Backport, as Parameters (backport-subscription-status-r4). `fhirBase`: BASE_URL/fhir. */
+export function statusParameters(fhirBase: string, s: Described, type: NotificationType, events: StoredEvent[], content: Content): Parameters {
+  const parameter: ParametersParameter[] = [{ name: 'subscription', valueReference: { reference: `${fhirBase}/Subscription/${s.id}` } }];
   if (s.topic) parameter.push({ name: 'topic', valueCanonical: s.topic });
   parameter.push({ name: 'status', valueCode: s.status }, { name: 'type', valueCode: type }, { name: 'events-since-subscription-start', valueString: String(s.last) });
   for (const e of events) {
@@ -57,7 +57,7 @@ export function statusParameters(baseUrl: string, s: Described, type: Notificati
       { name: 'event-number', valueString: String(e.eventNumber) },
       { name: 'timestamp', valueInstant: e.at.toISOString() },
     ];
-    if (content !== 'empty') part.push({ name: 'focus', valueReference: { reference: `${baseUrl}/${e.resourceType}/${e.resourceId}/_history/${e.versionId}` } });
+    if (content !== 'empty') part.push({ name: 'focus', valueReference: { reference: `${fhirBase}/${e.resourceType}/${e.resourceId}/_history/${e.versionId}` } });
     parameter.push({ name: 'notification-event', part });
   }
   if (s.error) parameter.push({ name: 'error', valueCodeableConcept: { text: s.error } });
@@ -69,19 +69,19 @@ export function statusParameters(baseUrl: string, s: Described, type: Notificati
  * the content is empty, one entry per event: its focus as history shows it (request and
  * response), with the resource itself only for full-resource (stored text, verbatim).
  */
-export function notificationBundle(baseUrl: string, s: Described, type: NotificationType, events: StoredEvent[], content: Content): string {
-  const status = statusParameters(baseUrl, s, type, events, content);
+export function notificationBundle(fhirBase: string, s: Described, type: NotificationType, events: StoredEvent[], content: Content, bundleType: 'history' | 'searchset' = 'history'): string {
+  const status = statusParameters(fhirBase, s, type, events, content);
   const entries: RawEntry[] = [
     {
       resource: JSON.stringify(status),
-      fields: { fullUrl: `urn:uuid:${status.id}`, request: { method: 'GET', url: `${baseUrl}/Subscription/${s.id}/$status` }, response: { status: '200' } },
+      fields: { fullUrl: `urn:uuid:${status.id}`, request: { method: 'GET', url: `${fhirBase}/Subscription/${s.id}/$status` }, response: { status: '200' } },
     },
   ];
   if (content !== 'empty') {
     for (const e of events) {
-      const entry = historyEntry(baseUrl, { ...e, seq: 0, id: e.resourceId, deleted: e.content === null });
+      const entry = historyEntry(fhirBase, { ...e, seq: 0, id: e.resourceId, deleted: e.content === null });
       entries.push(content === 'full-resource' ? entry : { fields: entry.fields });
     }
   }
-  return serializeBundle({ resourceType: 'Bundle', id: randomUUID(), type: 'history', timestamp: new Date().toISOString() }, entries);
+  return serializeBundle({ resourceType: 'Bundle', id: randomUUID(), type: bundleType, timestamp: new Date().toISOString() }, entries);
 }

@@ -58,7 +58,7 @@ export function startSubscriptionWorkers(app: FastifyInstance, database: Databas
   pool.on('connect', (client) => client.on('error', () => {}));
   const db = drizzle(pool, { schema });
   const ctx: DeliveryContext = { db, repo: app.repo, baseUrl: app.config.baseUrl, config, log: app.log };
-  const report = (what: string) => (err: unknown) => { if (process.env.SUBS_DEBUG) console.error(err); app.log.error({ err }, `subscription ${what} failed; retrying`); };
+  const report = (what: string) => (err: unknown) => app.log.error({ err }, `subscription ${what} failed; retrying`);
   let swept = 0;
   const loops = [
     new Loop(

@@ -70,9 +70,9 @@ t.test('rest-hook: handshake, events in order, receiver down then back, nothing 
   t.equal(first.resourceType, 'Bundle');
   t.equal(first.type, 'history', 'a notification is a history Bundle');
   t.equal(first.entry[0].resource.resourceType, 'Parameters', 'whose first entry is the status');
-  t.equal(param(first, 'subscription').valueReference.reference, `http://fascia.test/Subscription/${id}`);
+  t.equal(param(first, 'subscription').valueReference.reference, `http://fascia.test/fhir/Subscription/${id}`);
   t.equal(first.entry[1].resource.resourceType, 'Observation', 'full-resource: the resource itself');
-  t.same([...events(r).entries()].sort((a, b) => a[0] - b[0]).map(([n, f]) => [n, f.split('@')[0]]), ids.map((x, i) => [i + 1, `http://fascia.test/Observation/${x}`]));
+  t.same([...events(r).entries()].sort((a, b) => a[0] - b[0]).map(([n, f]) => [n, f.split('@')[0]]), ids.map((x, i) => [i + 1, `http://fascia.test/fhir/Observation/${x}`]));
 
   // The receiver goes away; writes go on; it comes back and gets every event, in order.
   await r.down();
@@ -82,7 +82,7 @@ t.test('rest-hook: handshake, events in order, receiver down then back, nothing 
   await until('eight events', () => (events(r).size >= 8 ? true : undefined));
   const all = [...events(r).entries()].sort((a, b) => a[0] - b[0]);
   t.same(all.map(([n]) => n), [1, 2, 3, 4, 5, 6, 7, 8], 'event numbers 1..8, none missing');
-  t.same(all.map(([, f]) => f.split('@')[0]), ids.map((x) => `http://fascia.test/Observation/${x}`), 'in the order written');
+  t.same(all.map(([, f]) => f.split('@')[0]), ids.map((x) => `http://fascia.test/fhir/Observation/${x}`), 'in the order written');
   // Order on the wire: each notification's numbers follow the previous one's.
   const order = r.received.filter((x) => x.json && param(x.json, 'type')?.valueCode === 'event-notification').flatMap((x) => eventNumbers(x.json!));
   t.same(order, [...order].sort((a, b) => a - b), 'notifications arrive in event order');
@@ -100,7 +100,7 @@ t.test('rest-hook: handshake, events in order, receiver down then back, nothing 
   t.ok(failed.statusCode >= 400, 'the transaction failed');
   const after = (await app.inject({ method: 'POST', url: '/fhir/Observation', headers: fhirHeaders(), payload: obs('p1', '72514-3', 99) })).json().id;
   await until('event 9', () => (events(r).has(9) ? true : undefined));
-  t.equal(events(r).get(9)!.split('@')[0], `http://fascia.test/Observation/${after}`, 'event 9 is the write after the rollback');
+  t.equal(events(r).get(9)!.split('@')[0], `http://fascia.test/fhir/Observation/${after}`, 'event 9 is the write after the rollback');
   t.notOk(events(r).has(10), 'no event for the rolled-back entry');
   t.equal((await database.pool.query('SELECT count(*)::int AS n FROM subscription_events')).rows[0].n, 9);
 
@@ -170,6 +170,6 @@ t.test("a patient/ token's subscription hears only of its patient", async (t) =>
   await until('two events', () => (events(r).size >= 2 ? true : undefined));
   await new Promise((x) => setTimeout(x, 300));
   const got = [...events(r).entries()].sort((a, b) => a[0] - b[0]);
-  t.same(got.map(([n, f]) => [n, f.split('@')[0]]), mine.map((x, i) => [i + 1, `http://fascia.test/Observation/${x}`]), "only p1's Observations, numbered 1 and 2");
+  t.same(got.map(([n, f]) => [n, f.split('@')[0]]), mine.map((x, i) => [i + 1, `http://fascia.test/fhir/Observation/${x}`]), "only p1's Observations, numbered 1 and 2");
   for (const x of r.received) for (const e of x.json?.entry?.slice(1) ?? []) t.equal(e.resource?.subject?.reference, 'Patient/p1');
 });

@@ -11,6 +11,14 @@ import { PRODUCES, errorResponses, formatQuery, historyQuery } from './schemas.j
 
 import { ALL_METHODS } from './methods.js';
 import { terminologyOperations } from './terminology.js';
+import { TOPICS } from '../../subscriptions/topics.js';
+
+const BACKPORT_BASE = 'http://hl7.org/fhir/uv/subscriptions-backport';
+/** The Subscriptions Backport's operations (src/routes/fhir/subscriptions.ts). */
+const SUBSCRIPTION_OPERATIONS = [
+  { name: 'status', definition: `${BACKPORT_BASE}/OperationDefinition/backport-subscription-status`, documentation: "The subscription's status Parameters (its owner only)" },
+  { name: 'events', definition: `${BACKPORT_BASE}/OperationDefinition/backport-subscription-events`, documentation: 'Replay events by number (eventsSinceNumber, eventsUntilNumber, content; its owner only)' },
+];
 
 /** metadata, system history, and the answer for types this server does not host. */
 export async function systemRoutes(app: FastifyInstance): Promise<void> {
@@ -36,7 +44,9 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           },
         ],
         Procedure: [own('screen', 'Contraindications of a proposed session found in the patient’s active Conditions')],
+        Subscription: SUBSCRIPTION_OPERATIONS,
       },
+      extensions: { Subscription: TOPICS.map((t) => ({ url: `${BACKPORT_BASE}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical`, valueCanonical: t.url })) },
     }, app.authTokenUrl ? { tokenUrl: app.authTokenUrl } : undefined),
   ));
 
