@@ -16,6 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { sql } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { Database } from '../src/db/client.js';
@@ -29,7 +30,7 @@ import { parseSearchRequest } from '../src/fhir/search/request.js';
 // The floor and the EXPLAINs run the SQL of a caller who may see every Observation (the bench's system/*.rs token).
 import { EVERYTHING } from '../src/fhir/visibility.js';
 import { writeIndexes } from '../src/fhir/search/store.js';
-import { load, ms, startServer, type Figures } from './lib.js';
+import { load, machineNote, ms, startServer, type Figures } from './lib.js';
 
 const SIZES = (process.env.BENCH_PATIENT_SIZES ?? '1000,10000,100000').split(',').map(Number);
 const IDENTIFIER_SYSTEM = 'urn:fascia:bench:long-record';
@@ -232,7 +233,7 @@ export async function patientSearch(url: string, database: Database): Promise<st
   return [
     "## Patient search: one patient's long record (patient + code + date)",
     '',
-    `${observations.toLocaleString('en')} Observations in the database; three patients with ${SIZES.map((n) => n.toLocaleString('en')).join(', ')} Observations of their own (about a quarter pain scores, 2014–2026), \`bench/patient-search.ts\`. Fascia over HTTP with auth on; the floor is a bare Fastify route in its own process running the same SQL the engine builds (bench/search-floor.ts); both with 16 pool connections, alternating, ${ROUNDS} rounds of ${C1} (c=1) and ${C32} (c=32) requests each (median shown). "general plan" is the same search answered without the timeline (\`code=a,a\`), i.e. what it cost before. The machine was shared with other agents' work: figures are noisy, compare within a row.`,
+    `${observations.toLocaleString('en')} Observations in the database; three patients with ${SIZES.map((n) => n.toLocaleString('en')).join(', ')} Observations of their own (about a quarter pain scores, 2014–2026), \`bench/patient-search.ts\`. Fascia over HTTP with auth on; the floor is a bare Fastify route in its own process running the same SQL the engine builds (bench/search-floor.ts); both with 16 pool connections, alternating, ${ROUNDS} rounds of ${C1} (c=1) and ${C32} (c=32) requests each (median shown). "general plan" is the same search answered without the timeline (\`code=a,a\`), i.e. what it cost before. Written by \`BENCH_ONLY=patient npm run bench\`. ${machineNote()} (load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(', ')}).`,
     '',
     '| Observations of the patient | query | c=1 p50 | c=1 p95 | floor c=1 p95 | c=32 req/s | floor c=32 req/s | ratio | c=32 p95 | general plan c=1 p50 |',
     '|---|---|---|---|---|---|---|---|---|---|',
