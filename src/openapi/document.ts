@@ -77,7 +77,7 @@ export const TAGS = [
     name: 'SQL on FHIR',
     description:
       'SQL on FHIR v2 ViewDefinitions (stored at `/fhir/ViewDefinition`, searchable by name, url, status and resource) and `$viewdefinition-run`: ' +
-      'a view\'s rows as JSON, NDJSON or CSV, streamed, from the resources the token may read or from resources given inline.',
+      'a view\'s rows as JSON, NDJSON, CSV or Parquet, streamed, from the resources the token may read or from resources given inline.',
   },
   {
     name: 'Bulk Data',
