@@ -94,12 +94,20 @@ function compiledOnFirstUse(compile: () => ValidateFunction): (data: unknown) =>
   return validate;
 }
 
+/** Trust the nearest `n` proxies (what Fastify does with a number, which its types do not take). */
+const hops =
+  (n: number) =>
+  (_address: string, hop: number): boolean =>
+    hop < n;
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, database, logger, logStream } = options;
   const app = Fastify({
     logger: logger ?? { level: config.logLevel, serializers: logSerializers, redact: logRedact, ...(logStream ? { stream: logStream } : {}) },
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',
+    // req.ip (the pre-auth rate limit's key, the audit's network address) from X-Forwarded-For only behind the proxies TRUST_PROXY names.
+    trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true },
     // A request that reaches the router while close() runs (on a connection still open) is

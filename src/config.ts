@@ -39,6 +39,11 @@ export interface Config {
   /** Requests per minute per client (per IP without a token), counted in Postgres so replicas share them; 0 turns limiting off. */
   rateLimit: number;
   /** Origins a browser may call from (CORS); empty → CORS off. */
+  /**
+   * Which peers' X-Forwarded-For to believe (Fastify's trustProxy): false (none, the
+   * default), a hop count, or addresses / CIDR ranges of the proxies in front.
+   */
+  trustProxy: false | number | string[];
   corsOrigins: string[];
   /** Bulk Data $export (src/bulk/). */
   bulk: BulkConfig;
@@ -106,6 +111,7 @@ interface RawEnv {
   AUTH_CLIENT_SECRETS: 'on' | 'off';
   RATE_LIMIT: number;
   CORS_ORIGINS?: string;
+  TRUST_PROXY?: string;
   NODE_ENV?: string;
   BULK_MAX_PER_CLIENT: number;
   BULK_FILE_BYTES: number;
@@ -155,6 +161,10 @@ const schema = {
     AUTH_CLIENT_SECRETS: { type: 'string', enum: ['on', 'off'], default: 'off' },
     RATE_LIMIT: { type: 'integer', minimum: 0, default: 6000 },
     CORS_ORIGINS: { type: 'string', pattern: '^\\s*(https?://[^\\s,]+\\s*(,\\s*https?://[^\\s,]+\\s*)*)?$' },
+    // A hop count, or proxies' addresses / CIDR ranges (IPv4 or IPv6) and proxy-addr's names
+    // (loopback, linklocal, uniquelocal), comma-separated. Not `true`: believing every peer's
+    // X-Forwarded-For lets any client choose the address its rate limit and audit record name.
+    TRUST_PROXY: { type: 'string', pattern: '^\\s*(\\d+|(loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(/\\d{1,3})?)(\\s*,\\s*(loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(/\\d{1,3})?))*)?\\s*$' },
     NODE_ENV: { type: 'string' },
     BULK_MAX_PER_CLIENT: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
     BULK_FILE_BYTES: { type: 'integer', minimum: 1024, default: 100 * 1024 * 1024 },
@@ -178,6 +188,14 @@ const schema = {
 export class ConfigError extends Error {}
 
 /** Reads and checks the environment; throws ConfigError naming the bad variable. */
+/** TRUST_PROXY as Fastify takes it: unset or empty → false; digits → hops; else the list. */
+function trustProxyOf(value: string | undefined): Config['trustProxy'] {
+  const v = (value ?? '').trim();
+  if (!v) return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v.split(',').map((a) => a.trim()).filter(Boolean);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let raw: RawEnv;
   try {
@@ -217,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: raw.RATE_LIMIT,
     // A browser's Origin has no trailing slash, so one left in the list would never match.
     corsOrigins: (raw.CORS_ORIGINS ?? '').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+    trustProxy: trustProxyOf(raw.TRUST_PROXY),
     bulk: {
       maxPerClient: raw.BULK_MAX_PER_CLIENT,
       fileBytes: raw.BULK_FILE_BYTES,
