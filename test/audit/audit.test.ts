@@ -8,6 +8,7 @@ import t from 'tap';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp, fhirHeaders, patient } from '../helper.js';
 import type { Database } from '../../src/db/client.js';
+import { validateResource } from '../../src/fhir/validation.js';
 import { create, entries, type Json } from '../support.js';
 import { painScore, urn } from '../transaction-fixtures.js';
 
@@ -118,6 +119,8 @@ t.test('reads, searches, creates and transactions are audited; failures too; no 
   t.notOk(json.includes('Ada'), 'nor the given name');
   t.notOk(json.includes('family='), 'nor the search');
   for (const e of all) {
+    // The server builds AuditEvents itself and stores them without the write path's validation: each must still be valid R4.
+    t.doesNotThrow(() => validateResource(e, 'AuditEvent'), `${interaction(e)} ${e.outcome}: a valid R4 AuditEvent`);
     t.ok(interaction(e), 'every AuditEvent names its interaction');
     if (e.outcomeDesc !== 'HTTP 401') t.equal(e.agent[0].who.identifier?.value, clientId, `${interaction(e)} ${e.outcome}: the client`);
   }

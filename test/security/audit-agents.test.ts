@@ -7,6 +7,7 @@
 import t from 'tap';
 import { http, make, observation, patientResource, securityApp, waitForAudits } from './helper.js';
 import type { Json } from '../support.js';
+import { validateResource } from '../../src/fhir/validation.js';
 
 const s = await securityApp(t);
 const a = await make(s, patientResource('Auditagent'));
@@ -46,4 +47,10 @@ t.test('a batch of reads lists each entry’s resource', async (t) => {
   t.ok(event, 'the batch is audited');
   t.same(references(event!).sort(), [`Observation/${obs.id}`, `Patient/${a.id}`].sort(), 'both resources read');
   t.ok(((event!.entity as Json[]) ?? []).some((x) => (x.what as Json | undefined)?.type === 'Observation'), 'and the type searched');
+});
+
+t.test('every AuditEvent written above (patient agents, subjects, external issuers, Bundle entities) is valid R4', async (t) => {
+  const all = await waitForAudits(s.database, () => true, 1);
+  t.ok(all.length > 0, `${all.length} AuditEvents`);
+  for (const e of all) t.doesNotThrow(() => validateResource(e, 'AuditEvent'), `${interaction(e)}: valid`);
 });
