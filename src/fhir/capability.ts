@@ -58,7 +58,7 @@ const VIEW_OPERATIONS: Record<string, { name: string; definition: string; docume
       name: 'viewdefinition-run',
       definition: 'http://sql-on-fhir.org/OperationDefinition/$viewdefinition-run',
       documentation:
-        'Runs a stored (viewReference, instance level) or inline (viewResource) view over the stored resources the token may read, or over inline resources; patient, group, _since, _limit; _format json, ndjson, csv (header) or parquet; rows streamed in batches',
+        'Runs a stored (viewReference, instance level) or inline (viewResource) view over the stored resources the token may read, or over inline resources; patient, group, _since, _limit; _format json, ndjson, csv (header) or parquet; rows streamed in batches, computed by Postgres for views of plain paths, else in Node',
     },
   ],
 };

@@ -3,6 +3,7 @@ import type { Queryable } from '../db/client.js';
 import { FhirError, forbidden, issue } from '../fhir/outcome.js';
 import { accessCondition, compartmentCondition, type Visibility } from '../fhir/visibility.js';
 import type { CompiledView, Row } from './evaluate.js';
+import { batchStatement, type SqlView } from './sql.js';
 
 /**
  * Where a view's rows come from: the stored resources of its type that the caller may
@@ -32,8 +33,9 @@ function storedCondition(type: string, source: Extract<ViewSource, { kind: 'stor
  * The view's rows in batches, as they are produced: stored resources are read in keyset
  * order of id, BATCH_SIZE at a time (each batch one statement, no connection held in
  * between), evaluated, and handed on before the next batch is read. At most `limit` rows.
+ * With `sqlView` (sql.ts) Postgres evaluates the view over each batch; otherwise Node does.
  */
-export async function* viewRows(view: CompiledView, source: ViewSource, limit = Infinity): AsyncGenerator<Row[]> {
+export async function* viewRows(view: CompiledView, source: ViewSource, limit = Infinity, sqlView?: SqlView): AsyncGenerator<Row[]> {
   let left = limit;
   const take = (rows: Row[]): Row[] => {
     const out = rows.length > left ? rows.slice(0, left) : rows;
@@ -50,6 +52,16 @@ export async function* viewRows(view: CompiledView, source: ViewSource, limit = 
   }
   const condition = storedCondition(view.resource, source);
   let after: string | null = null;
+  if (sqlView) {
+    while (left > 0) {
+      const result = await source.db.execute(batchStatement(sqlView, view.resource, condition, after, BATCH_SIZE));
+      const { last, n, rows } = result.rows[0] as { last: string | null; n: number; rows: Record<string, unknown>[] };
+      if (rows.length) yield take(rows.map((raw) => sqlView.shape(raw)));
+      if (n < BATCH_SIZE || last === null) return;
+      after = last;
+    }
+    return;
+  }
   while (left > 0) {
     const result = await source.db.execute(sql`SELECT r.id, r.content FROM resources r
       WHERE r.resource_type = ${view.resource} AND NOT r.deleted AND ${condition}${after !== null ? sql` AND r.id > ${after}` : sql``}

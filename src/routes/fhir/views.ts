@@ -10,6 +10,7 @@ import { CONTENT_TYPE, FORMAT_NAMES, textChunks, viewFormat, type ViewFormat } f
 import { parquetChunks } from '../../views/parquet.js';
 import { viewableType } from '../../views/resource.js';
 import { viewIdByUrl, viewRows, type ViewSource } from '../../views/run.js';
+import { compileToSql } from '../../views/sql.js';
 import { authorize, visibilityFor } from '../access.js';
 import { ID, errorResponses, outcomeResponse } from './schemas.js';
 
@@ -175,7 +176,7 @@ async function runView(req: FastifyRequest, reply: FastifyReply, instance?: stri
 
   // The first batch is evaluated before the answer starts, so a view that fails on the
   // data it meets first is a 4xx OperationOutcome; a failure further on ends the stream early.
-  const batches = viewRows(compiled, source, run.limit);
+  const batches = viewRows(compiled, source, run.limit, source.kind === 'stored' ? compileToSql(view as ViewDefinitionResource) : undefined);
   const head = await batches.next();
   async function* all() {
     if (!head.done) yield head.value;
