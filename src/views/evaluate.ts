@@ -34,6 +34,8 @@ interface CompiledSelect {
 
 export interface CompiledView {
   resource: string;
+  /** The view uses lowBoundary()/highBoundary(): parse its resources with parseKeepingDecimals. */
+  needsDecimalText: boolean;
   columns: string[];
   /** The rows of one resource (none when it is of another type or a `where` is not true). */
   rows(resource: Record<string, unknown>): Row[];
@@ -56,9 +58,35 @@ function constantValue(c: Record<string, unknown>): TypedValue {
 }
 
 // FHIRPath's lowBoundary()/highBoundary() (FHIRPath 3.0 §5.7.x), which @medplum/core does not
-// have: applied by Fascia to what the expression before them yields. Decimals are left out:
-// their precision lives in their JSON text, which a parsed number no longer has.
+// have: applied by Fascia to what the expression before them yields. A decimal's precision
+// lives in its JSON text (1.0 → 0.95 … 1.05), which a parsed number no longer has: resources
+// for views that use them are parsed by parseKeepingDecimals, which notes each number's text.
 const BOUNDARY = /^(.*)\.(lowBoundary|highBoundary)\(\)$/s;
+
+/** The JSON text of numbers, by the object holding them and their key. */
+const decimalTexts = new WeakMap<object, Map<string, string>>();
+
+/** JSON.parse, noting each number's source text (JSON.parse source text access, Node ≥ 21). */
+export function parseKeepingDecimals(text: string): unknown {
+  return JSON.parse(text, function (this: object, key: string, value: unknown, context?: { source?: string }) {
+    if (typeof value === 'number' && context?.source) {
+      let texts = decimalTexts.get(this);
+      if (!texts) decimalTexts.set(this, (texts = new Map()));
+      texts.set(key, context.source);
+    }
+    return value;
+  } as (key: string, value: unknown) => unknown);
+}
+
+/** A decimal's boundary from its text: ± half a unit in its last digit, as a number. */
+function decimalBoundary(text: string, high: boolean): number | undefined {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
+  if (!m) return undefined;
+  const scale = (m[3] ?? '').length;
+  const n = BigInt(`${m[1]}${m[2]}${m[3] ?? ''}`) * 10n + (high ? 5n : -5n);
+  const digits = (n < 0n ? -n : n).toString().padStart(scale + 2, '0');
+  return Number(`${n < 0n ? '-' : ''}${digits.slice(0, -(scale + 1))}.${digits.slice(-(scale + 1))}`);
+}
 const daysIn = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
 
 function boundary(v: TypedValue, high: boolean): TypedValue | undefined {
@@ -95,11 +123,30 @@ function compilePath(path: string, at: string): Evaluate {
   if (b) {
     const inner = compilePath(b[1]!, at);
     const high = b[2] === 'highBoundary';
-    return (input, variables) => inner(input, variables).flatMap((v) => {
-      if (v.type === 'decimal' || v.type === 'integer' || v.type === 'Quantity') throw viewError(`${at}: ${b[2]}() of a decimal is not supported (its precision is not kept)`, at);
-      const out = boundary(v, high);
-      return out ? [out] : [];
-    });
+    // For decimals, the element's parent is evaluated too, to read the number's text.
+    const member = /^(.*)\.([A-Za-z]\w*)$/.exec(b[1]!);
+    const parent = member ? compilePath(member[1]!, at) : undefined;
+    return (input, variables) => {
+      const values = inner(input, variables);
+      if (!parent || !values.some((v) => typeof v.value === 'number')) return values.flatMap((v) => boundary(v, high) ?? []);
+      const name = member![2]!;
+      const out: TypedValue[] = [];
+      for (const p of parent(input, variables)) {
+        const holder = p.value as Record<string, unknown> | null;
+        if (!holder || typeof holder !== 'object') continue;
+        const raw = holder[name];
+        const items: [unknown, string | undefined][] = Array.isArray(raw)
+          ? raw.map((x, i) => [x, decimalTexts.get(raw)?.get(String(i))])
+          : [[raw, decimalTexts.get(holder)?.get(name)]];
+        for (const [x, text] of items) {
+          if (typeof x !== 'number') continue;
+          if (text === undefined) throw viewError(`${at}: ${b[2]}() of a decimal needs its JSON text, which this value does not have`, at);
+          const d = decimalBoundary(text, high);
+          if (d !== undefined) out.push({ type: 'decimal', value: d });
+        }
+      }
+      return out;
+    };
   }
   let atom: FhirPathAtom;
   try {
@@ -194,6 +241,7 @@ export function compileView(view: ViewDefinitionResource): CompiledView {
   for (const c of view.constant ?? []) constants[`%${c.name}`] = constantValue(c as unknown as Record<string, unknown>);
   return {
     resource: view.resource,
+    needsDecimalText: /(low|high)Boundary\(/.test(JSON.stringify(view)),
     columns: root.names,
     rows(resource) {
       if (resource.resourceType !== view.resource) return [];

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { FhirError, forbidden, issue } from '../fhir/outcome.js';
 import { accessCondition, compartmentCondition, type Visibility } from '../fhir/visibility.js';
-import type { CompiledView, Row } from './evaluate.js';
+import { parseKeepingDecimals, type CompiledView, type Row } from './evaluate.js';
 import { batchStatement, type SqlView } from './sql.js';
 
 /**
@@ -69,7 +69,8 @@ export async function* viewRows(view: CompiledView, source: ViewSource, limit = 
     const batch = result.rows as { id: string; content: string }[];
     if (!batch.length) return;
     after = batch[batch.length - 1]!.id;
-    const rows = batch.flatMap((b) => view.rows(JSON.parse(b.content) as Record<string, unknown>));
+    const parse = view.needsDecimalText ? parseKeepingDecimals : JSON.parse;
+    const rows = batch.flatMap((b) => view.rows(parse(b.content) as Record<string, unknown>));
     if (rows.length) yield take(rows);
     if (batch.length < BATCH_SIZE) return;
   }

@@ -5,7 +5,7 @@ import { patientId } from '../../bulk/plan.js';
 import { FhirError, badRequest } from '../../fhir/outcome.js';
 import { validateResource } from '../../fhir/validation.js';
 import { viewColumns, viewDefinitionIssues, type ViewDefinitionResource } from '../../views/definition.js';
-import { compileView } from '../../views/evaluate.js';
+import { compileView, parseKeepingDecimals } from '../../views/evaluate.js';
 import { CONTENT_TYPE, FORMAT_NAMES, textChunks, viewFormat, type ViewFormat } from '../../views/formats.js';
 import { parquetChunks } from '../../views/parquet.js';
 import { viewableType } from '../../views/resource.js';
@@ -37,7 +37,7 @@ const BODY_NAMES = new Set([...QUERY_NAMES, 'viewResource', 'resource']);
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** One parameter, from the query or a Parameters body: its text, or (resources) the value itself. */
-type Param = { name: string; text?: string; resource?: unknown; at: string };
+type Param = { name: string; text?: string; resource?: unknown; exact?: unknown; at: string };
 
 function queryParams(req: FastifyRequest): Param[] {
   return [...new URLSearchParams(req.url.split('?')[1] ?? '')].map(([name, text]) => ({ name, text, at: name }));
@@ -51,7 +51,8 @@ function bodyParams(req: FastifyRequest): Param[] {
   return (body.parameter ?? []).map((p, i) => {
     const at = `Parameters.parameter[${i}]`;
     if (typeof p !== 'object' || p === null || typeof p.name !== 'string') throw badRequest('Every parameter needs a name', [`${at}.name`]);
-    if (p.resource !== undefined) return { name: p.name, resource: p.resource, at };
+    // Resources as sent (decimals keep their text, for lowBoundary()/highBoundary()).
+    if (p.resource !== undefined) return { name: p.name, resource: p.resource, exact: (req.fhirBody!.exact as Parameters).parameter![i]!.resource, at };
     const ref = p.valueReference?.reference;
     const value = ref ?? Object.entries(p).find(([k]) => k.startsWith('value'))?.[1];
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
@@ -86,7 +87,7 @@ function parseRequest(req: FastifyRequest): RunRequest {
       case 'resource': {
         if (typeof p.resource !== 'object' || p.resource === null) throw badRequest('resource is a resource (parameter.resource)', [p.at]);
         validateResource(p.resource);
-        (run.resources ??= []).push(p.resource as Record<string, unknown>);
+        (run.resources ??= []).push(parseKeepingDecimals(JSON.stringify(p.exact)) as Record<string, unknown>);
         break;
       }
       case 'patient':
