@@ -475,3 +475,16 @@ export const subscriptionEvents = pgTable(
   },
   (t) => [primaryKey({ columns: [t.subscriptionId, t.eventNumber] }), index('subscription_events_at_idx').on(t.at)],
 );
+
+/**
+ * Binding tokens of websocket Subscriptions ($get-ws-binding-token): a client opens the
+ * websocket and sends `bind-with-token: <token>`; only its SHA-256 is kept, it works once
+ * and expires after a minute. In Postgres, so any process may accept the bind.
+ */
+export const subscriptionWsTokens = pgTable('subscription_ws_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  subscriptionId: text('subscription_id')
+    .notNull()
+    .references(() => subscriptions.id, { onDelete: 'cascade' }),
+  expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }).notNull(),
+});

@@ -86,13 +86,14 @@ export function retryDelay(attempts: number, config: SubscriptionConfig, random 
 }
 
 /**
- * One step of a delivery worker: takes one rest-hook subscription that is due (FOR NO KEY
+ * One step of a delivery worker: takes one subscription that is due (FOR NO KEY
  * UPDATE SKIP LOCKED: a subscription is delivered by one worker at a time, in every
  * process, so its events go out in order), and sends its handshake, its next events (up to
  * max-count, oldest first) or a heartbeat. The row lock is held while the endpoint is
  * called (at most the timeout); if the process dies, the lock goes with its connection
  * and another worker resends the same events (at-least-once; event numbers tell
- * duplicates). Returns whether there was anything to do.
+ * duplicates). A requested websocket subscription is only started here; its events go out
+ * on the connections bound to it (websocket.ts). Returns whether there was anything to do.
  */
 export async function deliverOne(ctx: DeliveryContext): Promise<boolean> {
   let change: StatusChange | undefined;
@@ -100,9 +101,9 @@ export async function deliverOne(ctx: DeliveryContext): Promise<boolean> {
     const rows = await tx.execute(sql`SELECT s.id, s.status, s.version_id, s.topic, s.channel, s.endpoint, s.headers, s.payload, s.content, s.max_count,
         s.delivered_through, s.attempts, s.failing_since, e.last, clock_timestamp() AS now
       FROM subscriptions s, LATERAL (SELECT coalesce(max(x.event_number), 0) AS last FROM subscription_events x WHERE x.subscription_id = s.id) e
-      WHERE s.channel = 'rest-hook' AND s.status IN ('requested', 'active') AND s.next_attempt_at <= now()
-        AND (s.status = 'requested' OR s.delivered_through < e.last
-          OR (s.heartbeat_seconds IS NOT NULL AND coalesce(s.last_sent_at, s.created_at) <= now() - make_interval(secs => s.heartbeat_seconds)))
+      WHERE s.status IN ('requested', 'active') AND s.next_attempt_at <= now()
+        AND (s.status = 'requested' OR (s.channel = 'rest-hook' AND (s.delivered_through < e.last
+          OR (s.heartbeat_seconds IS NOT NULL AND coalesce(s.last_sent_at, s.created_at) <= now() - make_interval(secs => s.heartbeat_seconds)))))
       ORDER BY s.next_attempt_at LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED`);
     const s = rows.rows[0] as unknown as Due | undefined;
     if (!s) return false;
@@ -124,7 +125,8 @@ export async function deliverOne(ctx: DeliveryContext): Promise<boolean> {
     }
     // R4's rest-hook without a payload: an empty POST, a ping to come and read.
     const body = s.payload === null && !s.topic ? null : notificationBundle(`${ctx.baseUrl}/fhir`, described, type, events, s.content);
-    const failure = await post(s.endpoint, s.headers, body, ctx.config.timeoutMs);
+    // A websocket subscription has no endpoint to shake hands with: it starts now; each connection gets its handshake when it binds.
+    const failure = s.channel === 'websocket' ? undefined : await post(s.endpoint, s.headers, body, ctx.config.timeoutMs);
     if (failure === undefined) {
       const through = events.length ? events.at(-1)!.eventNumber : Number(s.delivered_through);
       await tx.execute(sql`UPDATE subscriptions SET status = 'active', started_at = coalesce(started_at, now()), delivered_through = ${through},

@@ -5,6 +5,7 @@ import type { Database } from '../db/client.js';
 import * as schema from '../db/schema.js';
 import { deliverOne, type DeliveryContext } from './delivery.js';
 import { dispatch, sweep } from './dispatch.js';
+import { attachWebsocket } from './websocket.js';
 
 const DISPATCH_BATCH = 500;
 const SWEEP_MS = 60_000;
@@ -51,6 +52,8 @@ class Loop {
  */
 export function startSubscriptionWorkers(app: FastifyInstance, database: Database): void {
   const config = app.config.subscriptions;
+  // The websocket channel is served by every process, workers or not.
+  attachWebsocket(app, app.repo.db);
   if (config.workers === 0) return;
   const PoolClass = database.pool.constructor as typeof pg.Pool;
   const pool = new PoolClass({ ...database.pool.options, max: config.workers + 2 });

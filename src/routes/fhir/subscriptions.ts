@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { badRequest, notFound } from '../../fhir/outcome.js';
+import { badRequest, notFound, unprocessable } from '../../fhir/outcome.js';
 import { serializeBundle } from '../../fhir/bundle.js';
 import { visibleVersions } from '../../fhir/visibility.js';
 import type { Content } from '../../subscriptions/model.js';
 import { loadEvents, notificationBundle, statusParameters, type StoredEvent } from '../../subscriptions/notification.js';
 import { ownerOf } from '../../subscriptions/owner.js';
 import { recorded, type Recorded } from '../../subscriptions/status.js';
+import { BINDING_TTL_SECONDS, bindingToken, websocketUrl } from '../../subscriptions/websocket.js';
 import { authorize, visibilityFor } from '../access.js';
 import { sendFhir } from './http.js';
 import { ID, PRODUCES, errorResponses } from './schemas.js';
@@ -51,7 +52,7 @@ async function owned(req: FastifyRequest<{ Params: { id: string } }>): Promise<R
   return s;
 }
 
-/** Subscriptions Backport operations: Subscription/[id]/$status and Subscription/[id]/$events. */
+/** Subscriptions Backport operations: Subscription/[id]/$status, $events and $get-ws-binding-token. */
 export async function subscriptionRoutes(app: FastifyInstance): Promise<void> {
   const fhirBase = `${app.config.baseUrl}/fhir`;
 
@@ -117,4 +118,52 @@ export async function subscriptionRoutes(app: FastifyInstance): Promise<void> {
       return sendFhir(req, reply, 200, notificationBundle(fhirBase, s, 'query-event', events.filter((e) => shown.has(e)), content));
     },
   );
+
+  for (const method of ['GET', 'POST'] as const) {
+    app.route<{ Params: { id: string } }>({
+      method,
+      url: '/fhir/Subscription/:id/$get-ws-binding-token',
+      schema: {
+        tags: ['Subscription'],
+        summary: 'A one-time token to bind a websocket to a Subscription (Subscriptions Backport $get-ws-binding-token)',
+        description:
+          `Parameters: token, expiration (${BINDING_TTL_SECONDS} s), subscription, websocket-url. Open the websocket at websocket-url, send the text frame \`bind-with-token: <token>\` within 10 s, and the server answers with a handshake Bundle, then sends each new event as a history Bundle. ` +
+          'Events missed while disconnected: replay them with $events by number. Only to the identity that wrote the Subscription; its channel must be websocket.',
+        produces: PRODUCES,
+        params: { type: 'object', properties: { id: ID }, required: ['id'] },
+        response: {
+          200: {
+            type: 'object',
+            description: 'FHIR Parameters',
+            examples: [
+              {
+                resourceType: 'Parameters',
+                parameter: [
+                  { name: 'token', valueString: 'pQm1yG7X1v0m8xH6m4Gg2Yw7m3Zc9Qm1yG7X1v0m8xH' },
+                  { name: 'expiration', valueDateTime: '2026-03-10T09:01:00.000Z' },
+                  { name: 'subscription', valueString: 'http://localhost:8080/fhir/Subscription/ehr-live' },
+                  { name: 'websocket-url', valueUrl: 'ws://localhost:8080/fhir/$subscription-ws' },
+                ],
+              },
+            ],
+          },
+          ...errorResponses,
+        },
+      },
+      handler: async (req, reply) => {
+        const s = await owned(req);
+        if (s.channel !== 'websocket') throw unprocessable(`Subscription/${s.id} has a ${s.channel} channel, not websocket`, ['Subscription.channel.type']);
+        const { token, expires } = await bindingToken(req.server.repo.db, s.id);
+        return sendFhir(req, reply, 200, {
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'token', valueString: token },
+            { name: 'expiration', valueDateTime: expires.toISOString() },
+            { name: 'subscription', valueString: `${fhirBase}/Subscription/${s.id}` },
+            { name: 'websocket-url', valueUrl: websocketUrl(app.config.baseUrl) },
+          ],
+        });
+      },
+    });
+  }
 }

@@ -18,6 +18,7 @@ const BACKPORT_BASE = 'http://hl7.org/fhir/uv/subscriptions-backport';
 const SUBSCRIPTION_OPERATIONS = [
   { name: 'status', definition: `${BACKPORT_BASE}/OperationDefinition/backport-subscription-status`, documentation: "The subscription's status Parameters (its owner only)" },
   { name: 'events', definition: `${BACKPORT_BASE}/OperationDefinition/backport-subscription-events`, documentation: 'Replay events by number (eventsSinceNumber, eventsUntilNumber, content; its owner only)' },
+  { name: 'get-ws-binding-token', definition: `${BACKPORT_BASE}/OperationDefinition/backport-subscription-get-ws-binding-token`, documentation: 'A one-time token to bind a websocket (send bind-with-token: <token>) to a websocket Subscription (its owner only)' },
 ];
 
 /** metadata, system history, and the answer for types this server does not host. */
