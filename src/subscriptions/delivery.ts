@@ -102,6 +102,7 @@ export async function deliverOne(ctx: DeliveryContext): Promise<boolean> {
         s.delivered_through, s.attempts, s.failing_since, e.last, clock_timestamp() AS now
       FROM subscriptions s, LATERAL (SELECT coalesce(max(x.event_number), 0) AS last FROM subscription_events x WHERE x.subscription_id = s.id) e
       WHERE s.status IN ('requested', 'active') AND s.next_attempt_at <= now()
+        AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.resource_type = 'Subscription' AND r.id = s.id AND r.deleted)
         AND (s.status = 'requested' OR (s.channel = 'rest-hook' AND (s.delivered_through < e.last
           OR (s.heartbeat_seconds IS NOT NULL AND coalesce(s.last_sent_at, s.created_at) <= now() - make_interval(secs => s.heartbeat_seconds)))))
       ORDER BY s.next_attempt_at LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED`);

@@ -104,6 +104,13 @@ t.test('rest-hook: handshake, events in order, receiver down then back, nothing 
   t.notOk(events(r).has(10), 'no event for the rolled-back entry');
   t.equal((await database.pool.query('SELECT count(*)::int AS n FROM subscription_events')).rows[0].n, 9);
 
+  // Deleted, the subscription hears nothing more.
+  t.equal((await app.inject({ method: 'DELETE', url: `/fhir/Subscription/${id}` })).statusCode, 200);
+  const before = r.received.length;
+  await app.inject({ method: 'POST', url: '/fhir/Observation', headers: fhirHeaders(), payload: obs('p1') });
+  await new Promise((x) => setTimeout(x, 500));
+  t.equal(r.received.length, before, 'no notification after the delete');
+
 });
 
 t.test('bad Subscriptions are refused with an OperationOutcome', async (t) => {
