@@ -48,7 +48,8 @@ const ELEMENT: Record<Kind, Omit<SchemaElement, 'name'>> = {
 /** A value as its column's Parquet type holds it; a value of another kind is a 400 naming the column. */
 function cell(kind: Kind, name: string, v: unknown): unknown {
   if (v === null || v === undefined) return null;
-  const wrong = () => new FhirError(400, [issue('error', 'processing', `Column ${name} is typed ${kind === 'DOUBLE' ? 'decimal' : kind.toLowerCase()} but yielded ${JSON.stringify(v).slice(0, 40)}`)]);
+  // Names the column and the kinds, never the value: a failure after the first row group is logged.
+  const wrong = () => new FhirError(400, [issue('error', 'processing', `Column ${name} is typed ${kind === 'DOUBLE' ? 'decimal' : kind.toLowerCase()} but yielded a ${Array.isArray(v) ? 'list' : typeof v}`, [name])]);
   switch (kind) {
     case 'BOOLEAN':
       if (typeof v !== 'boolean') throw wrong();
