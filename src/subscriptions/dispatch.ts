@@ -40,7 +40,7 @@ interface Started {
  * active after that read is not given a write that committed before it started.
  * Returns the rows taken (0: nothing to do, or another process is dispatching).
  */
-export async function dispatch(db: Db, baseUrl: string, batch: number): Promise<number> {
+export async function dispatch(db: Db, baseUrl: string, batch: number, authOn: boolean): Promise<number> {
   return db.transaction(async (tx) => {
     const lock = await tx.execute(sql`SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK[0]}, ${DISPATCH_LOCK[1]}) AS ok`);
     if (!(lock.rows[0] as { ok: boolean }).ok) return 0;
@@ -73,7 +73,7 @@ export async function dispatch(db: Db, baseUrl: string, batch: number): Promise<
           s,
           interaction,
           candidate: { type: v.resource_type, id: v.id, lastUpdated: new Date(v.last_updated), content: v.content, previous: v.previous },
-          judge: { query: s.criteria, access: ownerVisibility(s.owner_scope, s.owner_patient).of(v.resource_type, 'search') },
+          judge: { query: s.criteria, access: ownerVisibility(s.owner_scope, s.owner_patient, authOn).of(v.resource_type, 'search') },
         });
       }
     }

@@ -37,7 +37,7 @@ async function record(tx: Tx, w: Written, baseUrl: string, config: SubscriptionC
     return;
   }
   const spec = parseSubscription(w.resource as Subscription, baseUrl, config);
-  if (ownerVisibility(owner.scope, owner.patient ?? null).of(spec.resourceType, 'search').kind === 'none') {
+  if (ownerVisibility(owner.scope, owner.patient ?? null, owner.scope !== null).of(spec.resourceType, 'search').kind === 'none') {
     throw forbidden(`The token's scopes do not allow searching ${spec.resourceType}, so it cannot subscribe to it`);
   }
   const [existing] = (await tx.execute(sql`SELECT status FROM subscriptions WHERE id = ${w.id} FOR UPDATE`)).rows as { status: string }[];

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { identityOf, type AccessContext } from '../auth/context.js';
 import { parseScopes } from '../auth/scopes.js';
 import { grantsVisibility } from '../auth/visibility.js';
-import { EVERYTHING, type Visibility } from '../fhir/visibility.js';
+import { EVERYTHING, NOTHING, type Visibility } from '../fhir/visibility.js';
 
 /**
  * Whose a Subscription is: the identity and the granted scopes of the token that wrote it
@@ -25,7 +25,13 @@ const NO_AUTH: Owner = { identity: 'auth-off', clientId: 'auth-off', scope: null
 export const ownerOf = (access: AccessContext | undefined): Owner =>
   access ? { identity: identityOf(access), clientId: access.clientId, scope: access.scope, ...(access.patient !== undefined ? { patient: access.patient } : {}) } : NO_AUTH;
 
-/** What an owner, as stored, may see. */
-export function ownerVisibility(scope: string | null, patient: string | null | undefined): Visibility {
-  return scope === null ? EVERYTHING : grantsVisibility(parseScopes(scope), patient ?? undefined);
+/**
+ * What an owner, as stored, may see. No scopes (null) means the Subscription was written
+ * while the server ran with AUTH=off: everything, but only while it still does; once auth
+ * is on, such an owner sees nothing (a Subscription made on a development server must not
+ * deliver every record after the switch), and `authOn` says which.
+ */
+export function ownerVisibility(scope: string | null, patient: string | null | undefined, authOn: boolean): Visibility {
+  if (scope === null) return authOn ? NOTHING : EVERYTHING;
+  return grantsVisibility(parseScopes(scope), patient ?? undefined);
 }

@@ -70,7 +70,7 @@ export function startSubscriptionWorkers(app: FastifyInstance, database: Databas
           swept = Date.now();
           await sweep(db, config.retentionSeconds);
         }
-        return (await dispatch(db, app.config.baseUrl, DISPATCH_BATCH)) > 0;
+        return (await dispatch(db, app.config.baseUrl, DISPATCH_BATCH, app.config.auth === 'on')) > 0;
       },
       config.pollMs,
       report('dispatch'),

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { buildTestApp, fhirHeaders, testConfig } from '../helper.js';
+import { buildTestApp, fhirHeaders, testConfig, testDatabase } from '../helper.js';
 import { jsonServer, keyPair, signed } from '../auth/helper.js';
 import { eventNumbers, param, receiver, until, type Receiver } from './receiver.js';
 
@@ -179,4 +179,27 @@ t.test("a patient/ token's subscription hears only of its patient", async (t) =>
   const got = [...events(r).entries()].sort((a, b) => a[0] - b[0]);
   t.same(got.map(([n, f]) => [n, f.split('@')[0]]), mine.map((x, i) => [i + 1, `http://fascia.test/fhir/Observation/${x}`]), "only p1's Observations, numbered 1 and 2");
   for (const x of r.received) for (const e of x.json?.entry?.slice(1) ?? []) t.equal(e.resource?.subject?.reference, 'Patient/p1');
+});
+
+t.test('a Subscription written while AUTH=off delivers nothing once the server runs with auth on', async (t) => {
+  const r = await receiver(t);
+  const database = await testDatabase(t);
+  const notifications = () => r.received.filter((x) => x.json && param(x.json, 'type')?.valueCode === 'event-notification').length;
+
+  const open = await buildTestApp(t, { config: { ...config([r.host]), auth: 'off' }, database, token: false });
+  const created = await open.app.inject({ method: 'POST', url: '/fhir/Subscription', headers: fhirHeaders(), payload: subscription(r.url, `Observation?code=${encodeURIComponent(PAIN)}`) });
+  t.equal(created.statusCode, 201, created.body);
+  await until('the handshake', () => r.received.find((x) => x.json && param(x.json, 'type')?.valueCode === 'handshake'));
+  // Control: while auth is off, a write is delivered (so the silence below is the switch's doing).
+  const before = await open.app.inject({ method: 'POST', url: '/fhir/Observation', headers: fhirHeaders(), payload: obs(randomUUID()) });
+  t.equal(before.statusCode, 201, before.body);
+  await until('the event while auth is off', () => (notifications() >= 1 ? true : undefined));
+  await open.app.close();
+
+  const guarded = await buildTestApp(t, { config: config([r.host]), database });
+  const after = await guarded.app.inject({ method: 'POST', url: '/fhir/Observation', headers: fhirHeaders(), payload: obs(randomUUID()) });
+  t.equal(after.statusCode, 201, after.body);
+  // The dispatcher polls every 20 ms here: a second is many rounds.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  t.equal(notifications(), 1, 'no event for the write made with auth on: the owner had no scopes');
 });
