@@ -46,7 +46,7 @@ t.test(`${WRITES} writes, ${WRITERS} writers, two SIGKILLs, the receiver down ${
       ...extra,
       channel: { type: 'rest-hook', endpoint: r.url, payload: 'application/fhir+json', ...((extra.channel as object) ?? {}) },
     });
-    t.equal(res.status, 201, res.body);
+    t.equal(res.status, 201, res.status === 201 ? `Subscription (${criteria.slice(0, 60)}) created` : res.body);
     const id = JSON.parse(res.body).id as string;
     await until(`Subscription/${id} active`, async () => (JSON.parse((await request(server.port, 'GET', `/fhir/Subscription/${id}`)).body).status === 'active' ? true : undefined));
     return id;
