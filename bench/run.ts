@@ -29,6 +29,7 @@ import { patientSearch } from './patient-search.js';
 import { soak } from './soak.js';
 import { startSection } from './start.js';
 import { exportSection } from './export.js';
+import { subscriptionsSection } from './subscriptions.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_bench';
 const target = Number(process.env.BENCH_OBSERVATIONS ?? 1_000_000);
@@ -216,6 +217,7 @@ const SECTIONS: { name: string; heading: string; run: () => Promise<string[]>; a
   { name: 'soak', heading: '## Soak', run: soakSection },
   { name: 'start', heading: '## Start', run: () => startSection(url.replace(/\/([^/]+)$/, '/$1_start')) },
   { name: 'export', heading: '## Export', run: () => exportSection(url) },
+  { name: 'subscriptions', heading: '## Push sync', run: () => subscriptionsSection(url.replace(/\/([^/]+)$/, '/$1_subs')) },
 ];
 
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -230,7 +232,7 @@ for (const section of SECTIONS) {
 }
 
 // The databases a section made, for the UNLOGGED tables Fascia's migrations create.
-const server = await serverFacts(url, ['_floor', '', '_ingest', '_soak', '_export'].map((suffix) => url.replace(/\/([^/]+)$/, `/$1${suffix}`)));
+const server = await serverFacts(url, ['_floor', '', '_ingest', '_soak', '_export', '_subs'].map((suffix) => url.replace(/\/([^/]+)$/, `/$1${suffix}`)));
 const shipped = ['synchronous_commit', 'fsync', 'full_page_writes'].every((k) => server.settings[k] === 'on');
 const cpu = os.cpus();
 const machine = `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}; Node ${process.version}; PostgreSQL ${server.version} (same machine; ${Object.entries(server.settings).map(([k, v]) => `${k}=${v}`).join(', ')})`;
