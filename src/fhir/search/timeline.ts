@@ -152,9 +152,9 @@ export function timelineFrom(req: SearchRequest, plan: TimelinePlan, condition: 
   if (!page) return sql`search_timeline c ${join} WHERE ${sql.join([...parts, ...resourceParts], sql` AND `)}`;
 
   const id = sql.raw('c.resource_id');
-  const arms: { extra?: SQL; keys: SQL[] }[] = !plan.ascending
-    ? [{ keys: [sql.raw('c.start'), id] }]
-    : plan.dates.length
+  // Date bounds leave no undated row, so oldest first with them is one arm too.
+  const arms: { extra?: SQL; keys: SQL[] }[] =
+    !plan.ascending || plan.dates.length
       ? [{ keys: [sql.raw('c.start'), id] }]
       : [
           { extra: sql`c.start > ${NO_DATE}::timestamptz`, keys: [sql.raw('c.start'), id] },
@@ -170,8 +170,7 @@ export function timelineFrom(req: SearchRequest, plan: TimelinePlan, condition: 
   const selects = arms.map(({ extra, keys }) => {
     const { order, boundary } = page.walk(keys);
     const where = [...parts, ...(extra ? [extra] : []), ...(boundary ? [boundary] : [])];
-    const from = fenced;
-    return sql`(SELECT c.* FROM ${from} WHERE ${sql.join(where, sql` AND `)} ORDER BY ${order} LIMIT ${page.limit})`;
+    return sql`(SELECT c.* FROM ${fenced} WHERE ${sql.join(where, sql` AND `)} ORDER BY ${order} LIMIT ${page.limit})`;
   });
   return sql`(${sql.join(selects, sql` UNION ALL `)}) c ${join}`;
 }
