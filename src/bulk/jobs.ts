@@ -7,6 +7,7 @@
  * external token claiming a Fascia client's id, are different owners.
  */
 import { randomUUID } from 'node:crypto';
+import { AUDIT_TYPE } from '../fhir/audit-log.js';
 import { sql } from 'drizzle-orm';
 import type { Db, Queryable } from '../db/client.js';
 import type { ExportPlan } from './plan.js';
@@ -40,15 +41,17 @@ export interface FileRow {
 
 /**
  * The types with any row in `resources` (deleted ones too: deletes are soft, so a type
- * with none has never held a resource), by a loose index scan of the primary key. Read
- * after the snapshot instant is taken, so no type with a version before it is missed.
+ * with none has never held a resource), by a loose index scan of the primary key, and
+ * AuditEvent when the audit log has a row. Read after the snapshot instant is taken, so
+ * no type with a version before it is missed.
  */
 export async function storedTypes(db: Queryable): Promise<Set<string>> {
   const result = await db.execute(sql`WITH RECURSIVE t AS (
       (SELECT resource_type FROM resources ORDER BY resource_type LIMIT 1)
       UNION ALL
       SELECT (SELECT r.resource_type FROM resources r WHERE r.resource_type > t.resource_type ORDER BY r.resource_type LIMIT 1) FROM t WHERE t.resource_type IS NOT NULL)
-    SELECT resource_type FROM t WHERE resource_type IS NOT NULL`);
+    SELECT resource_type FROM t WHERE resource_type IS NOT NULL
+    UNION ALL SELECT ${AUDIT_TYPE} WHERE EXISTS (SELECT 1 FROM audit_log)`);
   return new Set((result.rows as { resource_type: string }[]).map((r) => r.resource_type));
 }
 

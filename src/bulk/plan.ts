@@ -9,6 +9,7 @@ import { FhirError, badRequest, forbidden } from '../fhir/outcome.js';
 import { parseSearchRequest } from '../fhir/search/request.js';
 import { sql, type SQL } from 'drizzle-orm';
 import { accessCondition, compartmentCondition, patientCompartmentParams, type TypeAccess, type Visibility } from '../fhir/visibility.js';
+import { AUDIT_TYPE, auditAccessCondition, auditCompartmentCondition, auditFilterProblem } from '../fhir/audit-log.js';
 
 export const OUTPUT_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
 
@@ -217,6 +218,14 @@ export function patientId(reference: string, baseUrl: string): string | undefine
 /** The condition on `r` for one type of the plan: access, _typeFilter, compartment; undefined → every row. */
 export function typeCondition(plan: ExportPlan, t: TypePlan, baseUrl: string): SQL | undefined {
   const parts: SQL[] = [];
+  if (t.type === AUDIT_TYPE) {
+    // The audit log's own conditions, on its rows (`a`).
+    const access = auditAccessCondition(t.access, baseUrl);
+    if (access) parts.push(access);
+    if (t.filters.length) parts.push(auditAccessCondition({ kind: 'some', searches: t.filters }, baseUrl)!);
+    if (plan.level !== 'system') parts.push(auditCompartmentCondition(plan.patients));
+    return parts.length ? sql.join(parts, sql` AND `) : undefined;
+  }
   const access = accessCondition(t.type, t.access, baseUrl);
   if (access) parts.push(access);
   if (t.filters.length) parts.push(accessCondition(t.type, { kind: 'some', searches: t.filters }, baseUrl)!);
@@ -230,6 +239,7 @@ export function typeCondition(plan: ExportPlan, t: TypePlan, baseUrl: string): S
  * accepting, by building the same condition the worker will build.
  */
 export function typeFilterProblem(type: string, pairs: [string, string][], baseUrl: string): string | undefined {
+  if (type === AUDIT_TYPE) return auditFilterProblem(pairs, baseUrl);
   try {
     accessCondition(type, { kind: 'some', searches: [pairs] }, baseUrl);
     return undefined;

@@ -12,6 +12,7 @@
  * versions.
  */
 import { sql, type SQL } from 'drizzle-orm';
+import { AUDIT_TYPE, auditExportRows } from '../fhir/audit-log.js';
 
 export interface BatchWindow {
   type: string;
@@ -25,6 +26,8 @@ export interface BatchWindow {
 
 /** Live resources at S (id, content) after `after`, in id order; with since, only those changed after it. */
 export function liveRows(w: BatchWindow): SQL {
+  // AuditEvents are rows of the audit log, written once and never changed or deleted.
+  if (w.type === AUDIT_TYPE) return auditExportRows(w);
   const s = sql`${w.snapshot}::timestamptz`;
   return sql`SELECT r.id, v.content
     FROM resources r CROSS JOIN LATERAL (
@@ -41,6 +44,7 @@ export function liveRows(w: BatchWindow): SQL {
 
 /** Ids deleted in (since, S) and still deleted at S, after `after`, in id order. */
 export function deletedRows(w: BatchWindow & { since: string }): SQL {
+  if (w.type === AUDIT_TYPE) return sql`SELECT NULL::text AS id WHERE false`;
   const s = sql`${w.snapshot}::timestamptz`;
   return sql`SELECT d.id FROM (
       SELECT DISTINCT h.id FROM resource_history h
@@ -55,5 +59,6 @@ export function deletedRows(w: BatchWindow & { since: string }): SQL {
 
 /** About how many resources a type's output holds (for X-Progress): live rows matching today, not at S. */
 export function estimateRows(type: string, condition: SQL | undefined): SQL {
+  if (type === AUDIT_TYPE) return sql`SELECT count(*)::int AS n FROM audit_log a${condition ? sql` WHERE ${condition}` : sql``}`;
   return sql`SELECT count(*)::int AS n FROM resources r WHERE r.resource_type = ${type} AND NOT r.deleted${condition ? sql` AND ${condition}` : sql``}`;
 }

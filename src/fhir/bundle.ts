@@ -1,6 +1,15 @@
 import type { Bundle, BundleLink } from '@medplum/fhirtypes';
 import { etag } from './etag.js';
-import type { HistoryEntry } from './repository.js';
+
+/** What a history entry shows of one version (repository.ts's HistoryEntry has it). */
+interface HistoryVersion {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  method: string;
+  content: string | null;
+}
 
 /** One entry whose resource is already serialised JSON (or absent). */
 export interface RawEntry {
@@ -30,7 +39,7 @@ export function serializeBundle(envelope: Omit<Bundle, 'entry'>, entries: RawEnt
 const STATUS: Record<string, string> = { POST: '201 Created', PUT: '200 OK', PATCH: '200 OK', DELETE: '204 No Content' };
 
 /** A history entry per http.html: request method/url, response status/etag/lastModified. */
-export function historyEntry(baseUrl: string, h: HistoryEntry): RawEntry {
+export function historyEntry(baseUrl: string, h: HistoryVersion): RawEntry {
   const path = `${h.resourceType}/${h.id}`;
   // A PUT that created the resource (version 1, or reviving a delete) is still a PUT.
   const status = h.method === 'PUT' && h.versionId === 1 ? '201 Created' : STATUS[h.method];

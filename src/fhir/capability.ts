@@ -2,6 +2,7 @@ import type { CapabilityStatement, CapabilityStatementRestResource } from '@medp
 import { HOSTED_TYPES } from './registry.js';
 import { MAX_CHAIN_LINKS } from './search/parse.js';
 import { searchParams } from './search/params.js';
+import { AUDIT_SEARCH_PARAMS, AUDIT_TYPE } from './audit-log.js';
 import { DEFAULT_COUNT, DEFAULT_TOTAL, MAX_COUNT } from './search/request.js';
 import { TEXT_CONFIG } from './search/text.js';
 
@@ -72,13 +73,35 @@ function security(tokenUrl: string): NonNullable<CapabilityStatement['rest']>[nu
   };
 }
 
+/**
+ * AuditEvent as the audit log serves it (src/fhir/audit-log.ts): read, vread, history and
+ * search with the parameters the log answers; written by the server alone.
+ */
+function auditLogResource(r: CapabilityStatementRestResource): CapabilityStatementRestResource {
+  const answered = new Set(AUDIT_SEARCH_PARAMS);
+  return {
+    type: r.type,
+    documentation: `${r.documentation ?? ''} Served from Fascia's append-only audit log: written by the server alone (one per audited request), read with a scope naming AuditEvent. Search: ${AUDIT_SEARCH_PARAMS.join(', ')}, _id and _lastUpdated (modifiers: agent:identifier, address:exact), _sort=date or -date (newest first by default), _count, _total, _summary, _elements; no _include, _revinclude or chaining.`.trim(),
+    operation: r.operation,
+    interaction: [{ code: 'read' }, { code: 'vread' }, { code: 'history-instance' }, { code: 'history-type' }, { code: 'search-type' }],
+    versioning: 'no-version',
+    readHistory: true,
+    updateCreate: false,
+    conditionalCreate: false,
+    conditionalRead: 'not-supported',
+    conditionalUpdate: false,
+    conditionalDelete: 'not-supported',
+    searchParam: (r.searchParam ?? []).filter((p) => answered.has(p.name) || p.name === '_id' || p.name === '_lastUpdated'),
+  };
+}
+
 export function capabilityStatement(
   baseUrl: string,
   started: Date,
   domain: DomainCapabilities = { profiles: {}, operations: {} },
   auth?: { tokenUrl: string },
 ): CapabilityStatement {
-  const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description, profile }) => ({
+  const resource: CapabilityStatementRestResource[] = HOSTED_TYPES.map(({ type, description, profile }): CapabilityStatementRestResource => ({
     ...(domain.extensions?.[type] ? { extension: domain.extensions[type] } : {}),
     type,
     ...(profile ? { profile } : {}),
@@ -110,8 +133,9 @@ export function capabilityStatement(
       documentation: TEXT_DOCUMENTATION[d.code] ?? d.description,
     })),
     searchInclude: ['*', ...[...searchParams(type).values()].filter((d) => d.type === 'reference').map((d) => `${type}:${d.code}`)],
-    searchRevInclude: HOSTED_TYPES.flatMap((t) => referencesTo(t.type, type)),
-  }));
+    // AuditEvents are rows of the audit log, which no other search reaches.
+    searchRevInclude: HOSTED_TYPES.filter((t) => t.type !== AUDIT_TYPE).flatMap((t) => referencesTo(t.type, type)),
+  })).map((r) => (r.type === AUDIT_TYPE ? auditLogResource(r) : r));
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',

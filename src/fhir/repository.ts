@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { resourceHistory, resources } from '../db/schema.js';
 import { parseFhirJson, type ParsedJson } from './json.js';
@@ -9,6 +9,7 @@ import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
 import { indexCtes, writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
+import { AUDIT_TYPE, auditEventVisible, auditHistory, readAuditEvent } from './audit-log.js';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 
 /** One version of a resource as stored. `content` is null for a deletion. */
@@ -44,10 +45,10 @@ export interface WriteHooks {
   readOnly?(type: string, id: string): string | undefined;
   beforeCommit?(tx: Tx, written: Written[]): Promise<void>;
   /**
-   * A record of the transaction's writes (an AuditEvent), stored in the same transaction
-   * after beforeCommit, so it commits or rolls back with them. Its own write calls no hook.
+   * The statement that records the transaction's writes (a row of the audit log), run in
+   * the same transaction after beforeCommit, so it commits or rolls back with them.
    */
-  audit?(written: Written[]): Resource | undefined;
+  audit?(written: Written[]): SQL | undefined;
 }
 
 export interface HistoryEntry extends ResourceVersion {
@@ -270,7 +271,7 @@ export class Repository {
         if (written.length) {
           await this.hooks.beforeCommit?.(t, written);
           const record = this.hooks.audit?.([...written]);
-          if (record) await this.create(record.resourceType, { plain: record, exact: record }, { tx: t });
+          if (record) await t.execute(record);
         }
         return result;
       });
@@ -280,6 +281,7 @@ export class Repository {
   }
 
   async create(type: string, body: ParsedJson, options: { id?: string; tx?: Tx } = {}): Promise<ResourceVersion> {
+    this.assertWritable(type, options.id ?? '', 'POST');
     const warnings = this.check(type, body);
     const id = options.id ?? randomUUID();
     return this.transaction(async (tx) => {
@@ -299,6 +301,7 @@ export class Repository {
     executor?: Tx,
     options: { validated?: boolean } = {},
   ): Promise<ResourceVersion[]> {
+    for (const { type, id } of items) this.assertWritable(type, id ?? '', 'POST');
     if (!options.validated) for (const { type, body } of items) this.check(type, body);
     let versions: ResourceVersion[] = [];
     const write = async (tx: Tx) => {
@@ -345,6 +348,8 @@ export class Repository {
    * does not exist, so no answer tells the two apart.
    */
   async read(type: string, id: string, visibility: Visibility, tx: Tx = this.db): Promise<ResourceVersion> {
+    // AuditEvents live in the audit log (audit-log.ts), not among the versioned resources.
+    if (type === AUDIT_TYPE) return readAuditEvent(tx, id, visibility, this.baseUrl);
     const access = visibility.of(type, 'read');
     if (access.kind === 'none') throw forbidden(`The token's scopes do not allow reading ${type}`);
     const [row] =
@@ -376,6 +381,7 @@ export class Repository {
 
   /** One version, if `visibility` lets the caller read that version as it was (not as the resource is now). */
   async vread(type: string, id: string, versionId: number, visibility: Visibility, tx: Tx = this.db): Promise<ResourceVersion> {
+    if (type === AUDIT_TYPE) return readAuditEvent(tx, id, visibility, this.baseUrl, versionId);
     const access = visibility.of(type, 'read');
     if (access.kind === 'none') throw forbidden(`The token's scopes do not allow reading ${type}`);
     const [row] = await tx
@@ -397,6 +403,10 @@ export class Repository {
    */
   async assertHistoryVisible(type: string, id: string, visibility: Visibility): Promise<void> {
     const access = visibility.of(type, 'read');
+    if (type === AUDIT_TYPE && access.kind !== 'none') {
+      if (!(await auditEventVisible(this.db, id, visibility, this.baseUrl))) throw notFound(`${type}/${id} is not known`);
+      return;
+    }
     if (access.kind === 'none') throw forbidden(`The token's scopes do not allow reading ${type}`);
     if (access.kind === 'some') {
       if (!(await canSee(this.db, visibility, type, id, this.baseUrl))) throw notFound(`${type}/${id} is not known`);
@@ -532,6 +542,7 @@ export class Repository {
    * exactly after the last version a page showed.
    */
   async history(q: HistoryQuery): Promise<{ entries: HistoryEntry[]; more: boolean }> {
+    if (q.type === AUDIT_TYPE) return auditHistory(this.db, q, this.baseUrl);
     const h = resourceHistory;
     const conditions = [];
     if (q.type) conditions.push(eq(h.resourceType, q.type));

@@ -79,7 +79,7 @@ export function notificationBundle(fhirBase: string, s: Described, type: Notific
   ];
   if (content !== 'empty') {
     for (const e of events) {
-      const entry = historyEntry(fhirBase, { ...e, seq: 0, id: e.resourceId, deleted: e.content === null });
+      const entry = historyEntry(fhirBase, { ...e, id: e.resourceId });
       entries.push(content === 'full-resource' ? entry : { fields: entry.fields });
     }
   }

@@ -16,7 +16,7 @@ const REST = 'http://terminology.hl7.org/CodeSystem/audit-event-type';
 const INTERACTION = 'http://hl7.org/fhir/restful-interaction';
 
 async function audits(database: Database): Promise<Json[]> {
-  const r = await database.pool.query<{ content: string }>(`SELECT content FROM resources WHERE resource_type = 'AuditEvent' ORDER BY last_updated`);
+  const r = await database.pool.query<{ content: string }>(`SELECT audit_event_json(a) AS content FROM audit_log a ORDER BY a.recorded, a.seq`);
   return r.rows.map((row) => JSON.parse(row.content) as Json);
 }
 

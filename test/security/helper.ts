@@ -202,7 +202,7 @@ export function observation(subject: string, categoryCode = 'vital-signs', extra
 
 /** Every stored AuditEvent (the audit's own table rows, as test/audit/audit.test.ts reads them). */
 export async function audits(database: Database): Promise<Json[]> {
-  const r = await database.pool.query<{ content: string }>(`SELECT content FROM resources WHERE resource_type = 'AuditEvent' ORDER BY last_updated`);
+  const r = await database.pool.query<{ content: string }>(`SELECT audit_event_json(a) AS content FROM audit_log a ORDER BY a.recorded, a.seq`);
   return r.rows.map((row) => JSON.parse(row.content) as Json);
 }
 

@@ -92,7 +92,8 @@ const someId = async (type: string) => {
   return r.rows[0]?.id ?? `none-${type}`;
 };
 const otherIds: Record<string, string> = {
-  AuditEvent: await someId('AuditEvent'),
+  // AuditEvents are rows of the audit log (migration 0014), not of resources.
+  AuditEvent: (await s.database.pool.query<{ id: string }>('SELECT id FROM audit_log LIMIT 1')).rows[0]?.id ?? 'none-AuditEvent',
   CodeSystem: await someId('CodeSystem'),
   ValueSet: await someId('ValueSet'),
   ConceptMap: await someId('ConceptMap'),

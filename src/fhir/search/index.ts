@@ -6,6 +6,7 @@ import { parseLastn } from './lastn.js';
 import { parseSearchRequest, type SearchRequest } from './request.js';
 import { includes, shape } from './results.js';
 import type { Visibility } from '../visibility.js';
+import { AUDIT_TYPE, searchAuditEvents } from '../audit-log.js';
 
 export interface SearchOptions {
   baseUrl: string;
@@ -29,6 +30,8 @@ function appliedParams(req: SearchRequest, raw: [string, string][]): URLSearchPa
 
 /** Runs a search and returns the searchset Bundle as JSON text. */
 export async function search(db: Queryable, type: string, params: [string, string][], options: SearchOptions): Promise<string> {
+  // AuditEvents are searched in the audit log, with the parameters it answers.
+  if (type === AUDIT_TYPE) return searchAuditEvents(db, params, options);
   return searchset(db, parseSearchRequest(type, params, options.baseUrl, options.visibility), params, options, `${options.baseUrl}/fhir/${type}`);
 }
 
