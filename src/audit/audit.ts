@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { insertAuditRecords, newAuditId, type AuditRecord } from '../fhir/audit-log.js';
 import type { WriteHooks, Written } from '../fhir/repository.js';
 import { isPublicRoute } from '../routes/access.js';
@@ -140,7 +140,7 @@ export function withAudit(hooks: WriteHooks): WriteHooks {
   return {
     ...hooks,
     readOnly: (type, id) => (type === 'AuditEvent' ? 'AuditEvents are written by the server alone' : hooks.readOnly?.(type, id)),
-    audit(written: Written[]): SQL | undefined {
+    audit(written: Written[]): string | undefined {
       const r = current.getStore();
       const refs = [...new Set(written.map((w) => `${w.type}/${w.id}`))];
       if (!r || !refs.length) return undefined;
@@ -196,7 +196,7 @@ export class AuditQueue {
     while (this.pending.length) {
       const batch = this.pending.splice(0, FLUSH_MAX);
       try {
-        await this.app.repo.db.execute(insertAuditRecords(batch.map(({ record }) => record)));
+        await this.app.repo.db.execute(sql.raw(insertAuditRecords(batch.map(({ record }) => record))));
       } catch (err) {
         // After a 5xx the database is likely why the request failed too: that is already logged as the error.
         const log = batch[0]!.log;

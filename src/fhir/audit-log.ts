@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
+import pg from 'pg';
 import type { Queryable } from '../db/client.js';
 import { serializeBundle, type RawEntry } from './bundle.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -51,8 +52,11 @@ export interface AuditRecord {
 
 export const newAuditId = (): string => randomUUID();
 
-/** One INSERT for any number of records (the rows as one JSON parameter). */
-export function insertAuditRecords(records: AuditRecord[]): SQL {
+/**
+ * One INSERT for any number of records, as SQL text with the rows written in as one JSON
+ * literal (no parameters), so that a write's row can travel with its COMMIT.
+ */
+export function insertAuditRecords(records: AuditRecord[]): string {
   const rows = JSON.stringify(
     records.map((r) => ({
       id: r.id,
@@ -67,9 +71,9 @@ export function insertAuditRecords(records: AuditRecord[]): SQL {
       entities: r.entities,
     })),
   );
-  return sql`INSERT INTO audit_log (id, recorded, interaction, status, client_id, issuer, subject, patient, address, entities)
+  return `INSERT INTO audit_log (id, recorded, interaction, status, client_id, issuer, subject, patient, address, entities)
     SELECT id, recorded, interaction, status, client_id, issuer, subject, patient, address, entities
-    FROM json_to_recordset(${rows}::json) AS x(id text, recorded timestamptz, interaction text, status smallint, client_id text,
+    FROM json_to_recordset(${pg.escapeLiteral(rows)}::json) AS x(id text, recorded timestamptz, interaction text, status smallint, client_id text,
       issuer text, subject text, patient text, address text, entities text[])`;
 }
 

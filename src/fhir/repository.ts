@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import type pg from 'pg';
 import type { Db } from '../db/client.js';
 import { resourceHistory, resources } from '../db/schema.js';
 import { parseFhirJson, type ParsedJson } from './json.js';
@@ -46,9 +48,11 @@ export interface WriteHooks {
   beforeCommit?(tx: Tx, written: Written[]): Promise<void>;
   /**
    * The statement that records the transaction's writes (a row of the audit log), run in
-   * the same transaction after beforeCommit, so it commits or rolls back with them.
+   * the same transaction after beforeCommit, so it commits or rolls back with them. SQL
+   * text with its values written in (no parameters): it is sent with the COMMIT, in one
+   * round trip.
    */
-  audit?(written: Written[]): SQL | undefined;
+  audit?(written: Written[]): string | undefined;
 }
 
 export interface HistoryEntry extends ResourceVersion {
@@ -106,6 +110,14 @@ export async function writersBefore(db: Pick<Db, 'execute'>, at: Date): Promise<
 const LOCK_TIMEOUT = '10s';
 
 /**
+ * The first statement of every write transaction: the lock timeout; the shared writers'
+ * lock, so that from here on every sync point sees this transaction in flight; then, from
+ * the database's clock, the instant its versions are stamped with (see syncPoint for the order).
+ */
+const BEGUN = `WITH x AS MATERIALIZED (SELECT set_config('lock_timeout', '${LOCK_TIMEOUT}', true), pg_advisory_xact_lock_shared(${WRITERS_LOCK.join(', ')}))
+  SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms FROM x`;
+
+/**
  * Postgres errors that mean "a concurrent writer got in the way" → 409, so a client can
  * retry: deadlock (40P01), serialization failure (40001), lock timeout (55P03),
  * unique violation (23505). Anything else is rethrown as is.
@@ -139,6 +151,7 @@ const OUTBOX_CTE = sql`outbox AS (INSERT INTO subscription_outbox (seq, resource
 const READ_SQL = 'SELECT version_id, last_updated, deleted, content FROM resources WHERE resource_type = $1 AND id = $2';
 interface NamedQueries {
   query<R>(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+  connect(): Promise<pg.PoolClient>;
 }
 interface ReadRow {
   version_id: number;
@@ -256,28 +269,63 @@ export class Repository {
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>, tx?: Tx): Promise<T> {
     if (tx) return fn(tx);
+    if (this.pool) return this.pooledTransaction(fn, this.pool);
     try {
       return await this.db.transaction(async (t) => {
-        // One statement: the lock timeout; the shared writers' lock, so that from here on
-        // every sync point sees this transaction in flight; then, from the database's
-        // clock, the instant its versions are stamped with (see syncPoint for the order).
-        const begun = await t.execute(sql.raw(`
-          WITH x AS MATERIALIZED (SELECT set_config('lock_timeout', '${LOCK_TIMEOUT}', true), pg_advisory_xact_lock_shared(${WRITERS_LOCK.join(', ')}))
-          SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms FROM x`));
-        this.stamps.set(t, new Date(Number((begun.rows[0] as { ms: number | string }).ms)));
-        const written: Written[] = [];
-        this.pending.set(t, written);
-        const result = await fn(t);
-        if (written.length) {
-          await this.hooks.beforeCommit?.(t, written);
-          const record = this.hooks.audit?.([...written]);
-          if (record) await t.execute(record);
-        }
-        return result;
+        const begun = await t.execute(sql.raw(BEGUN));
+        return this.within(t, Number((begun.rows[0] as { ms: number | string }).ms), fn, async (statement) => {
+          if (statement) await t.execute(sql.raw(statement));
+        });
       });
     } catch (err) {
       throw mapDatabaseError(err);
     }
+  }
+
+  /**
+   * A transaction on a connection of the pool in three round trips (each is a socket
+   * write and read on both sides, the largest Node cost of a create in a CPU profile):
+   * BEGIN with the stamp statement; the work (one statement for a simple write); the
+   * audit row with COMMIT.
+   */
+  private async pooledTransaction<T>(fn: (tx: Tx) => Promise<T>, pool: NamedQueries): Promise<T> {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      const results = (await client.query(`BEGIN; ${BEGUN}`)) as unknown as pg.QueryResult<{ ms: number | string }>[];
+      return await this.within(drizzle(client) as unknown as Tx, Number(results[1]!.rows[0]!.ms), fn, async (statement) => {
+        await client.query(statement ? `${statement}; COMMIT` : 'COMMIT');
+      });
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackFailed) {
+        // The connection is gone or unusable: the pool drops it rather than lending it again.
+        broken = rollbackFailed as Error;
+      }
+      throw mapDatabaseError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * The body of every write transaction, once it has begun and read its stamp: the work,
+   * then (when it wrote) the hooks' beforeCommit and the audit statement, which `commit`
+   * runs with the COMMIT (or, inside drizzle's transaction, before it).
+   */
+  private async within<T>(t: Tx, stampMs: number, fn: (tx: Tx) => Promise<T>, commit: (audit: string | undefined) => Promise<void>): Promise<T> {
+    this.stamps.set(t, new Date(stampMs));
+    const written: Written[] = [];
+    this.pending.set(t, written);
+    const result = await fn(t);
+    let record: string | undefined;
+    if (written.length) {
+      await this.hooks.beforeCommit?.(t, written);
+      record = this.hooks.audit?.([...written]);
+    }
+    await commit(record);
+    return result;
   }
 
   async create(type: string, body: ParsedJson, options: { id?: string; tx?: Tx } = {}): Promise<ResourceVersion> {
