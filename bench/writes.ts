@@ -27,6 +27,8 @@ const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const server = await startServer(url, { RATE_LIMIT: '1000000000', PGAPPNAME: 'fascia-writes' }, nodeArgs);
 const admin = new pg.Client({ connectionString: url });
 await admin.connect();
+// An experiment on the schema (BENCH_WRITES_SQL, e.g. dropping an index), run once the server has migrated the database.
+if (process.env.BENCH_WRITES_SQL) await admin.query(process.env.BENCH_WRITES_SQL);
 const body = (i: number) =>
   JSON.stringify({
     resourceType: 'Observation',

@@ -9,7 +9,7 @@ import { FhirError, badRequest, conflict, forbidden, gone, issue, notFound, prec
 import { canSee, visibleVersions, type Visibility } from './visibility.js';
 import { applyJsonPatch, type JsonPatch } from './patch.js';
 import { indexResource } from './search/indexer.js';
-import { indexCtes, writeIndexes } from './search/store.js';
+import { indexCtes, versionIndexText, versionIndexValues, writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
 import { AUDIT_TYPE, auditEventVisible, auditHistory, readAuditEvent } from './audit-log.js';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
@@ -144,9 +144,40 @@ export function mapDatabaseError(err: unknown): unknown {
  * statement, so it commits or rolls back with the version (src/subscriptions/ reads it).
  * A write of a type nobody watches pays one index probe.
  */
-const OUTBOX_CTE = sql`outbox AS (INSERT INTO subscription_outbox (seq, resource_type, resource_id, version_id)
+const OUTBOX_CTE_TEXT = `outbox AS (INSERT INTO subscription_outbox (seq, resource_type, resource_id, version_id)
   SELECT h.seq, h.resource_type, h.id, h.version_id FROM hist h
   WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.resource_type = h.resource_type AND s.status <> 'off'))`;
+const OUTBOX_CTE = sql.raw(OUTBOX_CTE_TEXT);
+
+/**
+ * The statement that writes one version (Repository.insertVersion): the current row, its
+ * history row, its outbox row, its index rows. Parameters: $1 type, $2 id, $3 versionId,
+ * $4 lastUpdated, $5 content, $6 method, then one JSON array per index table (store.ts).
+ */
+function versionStatement(exists: boolean): { name: string; text: string } {
+  const current = exists
+    ? `UPDATE resources SET version_id = $3, last_updated = $4::timestamptz, deleted = false, content = $5
+        WHERE resource_type = $1 AND id = $2 RETURNING resource_type, id, version_id, last_updated, content`
+    : `INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
+        VALUES ($1, $2, $3, $4::timestamptz, false, $5)
+        ON CONFLICT DO NOTHING RETURNING resource_type, id, version_id, last_updated, content`;
+  const text = `WITH cur AS (${current}),
+    hist AS (INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
+      SELECT resource_type, id, version_id, last_updated, $6, content FROM cur RETURNING seq, resource_type, id, version_id),
+    ${OUTBOX_CTE_TEXT},
+    ${versionIndexText(7, { replace: exists, guard: 'EXISTS (SELECT 1 FROM cur)' })}
+    SELECT count(*)::int AS n FROM cur`;
+  return { name: exists ? 'fascia.update-version' : 'fascia.create-version', text };
+}
+
+const VERSION_STATEMENTS = { create: versionStatement(false), update: versionStatement(true) };
+
+/** The pg client under a drizzle handle or transaction (drizzle keeps it as its session's client). */
+function clientOf(tx: Tx): pg.ClientBase {
+  const client = (tx as unknown as { session?: { client?: pg.ClientBase } }).session?.client;
+  if (!client || typeof client.query !== 'function') throw new Error('The write has no database connection to run on');
+  return client;
+}
 
 const READ_SQL = 'SELECT version_id, last_updated, deleted, content FROM resources WHERE resource_type = $1 AND id = $2';
 interface NamedQueries {
@@ -696,22 +727,11 @@ export class Repository {
     // One statement, one round trip: the current row (inserted, or updated when it
     // exists), its history row, and its search index rows (replaced on an update). A new
     // row that loses an insert race to another writer writes nothing (no history, no index rows).
+    // The text is the same for every write of its kind: prepared once per connection.
     const rows = indexResource(type, body.plain as Record<string, unknown>, this.baseUrl);
-    const at = lastUpdated.toISOString();
-    const current = exists
-      ? sql`UPDATE resources SET version_id = ${versionId}, last_updated = ${at}::timestamptz, deleted = false, content = ${version.content}
-          WHERE resource_type = ${type} AND id = ${id} RETURNING resource_type, id, version_id, last_updated, content`
-      : sql`INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content)
-          VALUES (${type}, ${id}, ${versionId}, ${at}::timestamptz, false, ${version.content})
-          ON CONFLICT DO NOTHING RETURNING resource_type, id, version_id, last_updated, content`;
-    const ctes = [
-      sql`cur AS (${current})`,
-      sql`hist AS (INSERT INTO resource_history (resource_type, id, version_id, last_updated, method, content)
-          SELECT resource_type, id, version_id, last_updated, ${method}, content FROM cur RETURNING seq, resource_type, id, version_id)`,
-      OUTBOX_CTE,
-      ...indexCtes(type, [{ id, rows }], { fresh: !exists, guard: sql`EXISTS (SELECT 1 FROM cur)` }),
-    ];
-    const result = await tx.execute(sql`WITH ${sql.join(ctes, sql`, `)} SELECT count(*)::int AS n FROM cur`);
+    const values = [type, id, versionId, lastUpdated.toISOString(), version.content, method, ...versionIndexValues(type, rows)];
+    const statement = exists ? VERSION_STATEMENTS.update : VERSION_STATEMENTS.create;
+    const result = await clientOf(tx).query<{ n: number }>({ name: statement.name, text: statement.text, values });
     if (!exists && (result.rows[0] as { n: number }).n === 0) return undefined;
     this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource, warnings: this.warningsOf(body) });
     return version;

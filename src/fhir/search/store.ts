@@ -114,6 +114,42 @@ export function indexCtes(type: string, resources: IndexedResource[], options: {
   return ctes;
 }
 
+/** The index tables in a fixed order: the order of the JSON parameters of `versionIndexText`. */
+const KINDS = Object.keys(TABLES) as (keyof IndexRows)[];
+
+/**
+ * The index part of the statement that writes one version (repository.ts): for each index
+ * table, `$first + k` is a JSON array of its rows (`versionIndexValues`), inserted for
+ * resource ($1, $2) when `guard` holds; with `replace`, the resource's old rows are deleted
+ * first. The same text for every type and resource, so the statement is prepared once per
+ * connection instead of parsed and planned for each write.
+ */
+export function versionIndexText(first: number, options: { replace: boolean; guard: string }): string {
+  return KINDS.flatMap((kind, k) => {
+    const { table, columns } = TABLES[kind];
+    const names = columns.map(([col]) => `"${col}"`).join(', ');
+    const picks = columns.map(([, key, , make]) => make ?? `x."${key}"`).join(', ');
+    const defs = columns.map(([, key, t]) => `"${key}" ${t}`).join(', ');
+    return [
+      ...(options.replace ? [`ixd${k} AS (DELETE FROM ${table} WHERE resource_type = $1 AND resource_id = $2)`] : []),
+      `ix${k} AS (INSERT INTO ${table} (resource_type, resource_id, param, ${names})
+        SELECT $1, $2, x.param, ${picks} FROM json_to_recordset($${first + k}::json) AS x(param text, ${defs}) WHERE ${options.guard})`,
+    ];
+  }).join(',\n');
+}
+
+/** The JSON parameters of `versionIndexText`: one array of rows per index table. */
+export function versionIndexValues(type: string, rows: IndexRows): string[] {
+  return KINDS.map((kind) => {
+    const list = rows[kind] ?? [];
+    // Bodies are checked when parsed (json.ts); this keeps any other way in (a hook, a Binary patch) from a 500 in Postgres.
+    if (list.some((row) => Object.values(row).some((v) => typeof v === 'string' && !v.isWellFormed()))) {
+      throw badRequest(`A ${kind} search value of ${type} is not Unicode text: it holds an unpaired surrogate`);
+    }
+    return JSON.stringify(list);
+  });
+}
+
 /**
  * Replaces one parameter's rows of some resources and leaves their other rows alone: for
  * rows a write hook derives from other resources. A write of the resource itself replaces
