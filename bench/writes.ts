@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { cannon, ensureDatabase, startServer } from './lib.js';
+import { generatePatient, prng, transactionBundle, type SeedResource } from '../src/domain/seed.js';
+import { cannon, ensureDatabase, startServer, type CannonRequest } from './lib.js';
 
 const url = process.env.BENCH_WRITES_URL ?? 'postgres://postgres@127.0.0.1:5432/fascia_writes';
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -39,17 +40,33 @@ const body = (i: number) =>
     effectiveDateTime: new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString(),
     valueQuantity: { value: i % 11, unit: 'score', system: 'http://unitsofmeasure.org', code: '{score}' },
   });
-const request = { method: 'POST' as const, path: '/fhir/Observation', headers: { 'content-type': 'application/fhir+json', prefer: 'return=minimal' }, make: (i: number) => ({ body: body(i) }) };
-await cannon(server.base, request, { connections: 32, seconds: 3, expect: 201 }); // warm-up
+// BENCH_WRITES_MODE=transaction: 100-entry transaction Bundles of generated courses (as the floor section posts them), 4 at a time.
+const transactions = process.env.BENCH_WRITES_MODE === 'transaction';
+const rnd = prng(77);
+let patientNo = 0;
+const bundle = () => {
+  const records: SeedResource[] = [];
+  while (records.length < 100) records.push(...generatePatient(rnd, patientNo++, new Date('2024-01-08T00:00:00Z')));
+  records.length = 100;
+  return JSON.stringify(transactionBundle(records));
+};
+const request: CannonRequest = transactions
+  ? { method: 'POST', path: '/fhir', headers: { 'content-type': 'application/fhir+json' }, make: () => ({ body: bundle() }) }
+  : { method: 'POST', path: '/fhir/Observation', headers: { 'content-type': 'application/fhir+json', prefer: 'return=minimal' }, make: (i: number) => ({ body: body(i) }) };
+const connections = transactions ? 4 : 32;
+const expect = transactions ? 200 : 201;
+const per = transactions ? 100 : 1;
+await cannon(server.base, request, { connections, seconds: 3, expect }); // warm-up
 const backends = async () => (await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'fascia-writes'")).rows.map((r) => r.pid);
 const pids = await backends();
 const before = { node: cpuMs(server.process.pid!), pg: new Map(pids.map((p) => [p, cpuMs(p)])) };
-const f = await cannon(server.base, request, { connections: 32, seconds, expect: 201 });
+const f = await cannon(server.base, request, { connections, seconds, expect });
 let pgMs = 0;
 for (const p of await backends()) pgMs += cpuMs(p) - (before.pg.get(p) ?? 0);
 const nodeMs = cpuMs(server.process.pid!) - before.node;
 console.log(
-  `create: ${f.rps.toFixed(0)}/s, p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, n ${f.n}; CPU per create: Node ${((nodeMs * 1000) / f.n).toFixed(0)} µs + Postgres ${((pgMs * 1000) / f.n).toFixed(0)} µs` +
+  `${transactions ? 'transaction, 100 entries' : 'create'}: ${f.rps.toFixed(transactions ? 1 : 0)}/s (${(f.rps * per).toFixed(0)} resources/s), p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, n ${f.n}; ` +
+    `CPU per resource: Node ${((nodeMs * 1000) / (f.n * per)).toFixed(0)} µs + Postgres ${((pgMs * 1000) / (f.n * per)).toFixed(0)} µs` +
     (Object.keys(f.unexpected).length ? `; unexpected ${JSON.stringify(f.unexpected)}` : ''),
 );
 await admin.end();
