@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { transactionBundle, generatePatient, prng, type SeedResource } from '../src/domain/seed.js';
 import { indexResource } from '../src/fhir/search/indexer.js';
 import { validateResource } from '../src/fhir/validation.js';
@@ -71,4 +74,51 @@ export function cpuPerResource(): { validate: number; index: number } {
 
 export async function ingestBenchmarks(url: string): Promise<IngestFigures[]> {
   return [await ingest(url, 100, 200, 1), await ingest(url, 100, 200, 4), await ingest(url, 10_000, 4, 1)];
+}
+
+/** Synthea's own Bundles (shared/fhir-corpora/synthea, beside the checkout), when present. */
+export const SYNTHEA_DIR = path.resolve(import.meta.dirname, '../../shared/fhir-corpora/synthea');
+
+/** A Synthea Bundle's text with every urn:uuid replaced by a fresh one (the same one wherever it recurs): a new patient each time. */
+function freshUuids(text: string): string {
+  const fresh = new Map<string, string>();
+  return text.replace(/urn:uuid:([0-9a-f-]{36})/g, (_m, id: string) => {
+    let next = fresh.get(id);
+    if (!next) fresh.set(id, (next = randomUUID()));
+    return `urn:uuid:${next}`;
+  });
+}
+
+/**
+ * An EHR's import, as a public FHIR server benchmark does it: Synthea's Organization,
+ * Location, Practitioner and PractitionerRole batches first (ifNoneExist), then its patient
+ * transaction Bundles, unmodified but for fresh urn:uuids, `rounds` times over, `concurrency`
+ * at a time, into a fresh database. Resources per second of the patient Bundles, wall clock.
+ */
+export async function ingestSynthea(url: string, rounds: number, concurrency: number): Promise<IngestFigures | undefined> {
+  if (!existsSync(SYNTHEA_DIR)) return undefined;
+  const files = readdirSync(SYNTHEA_DIR).filter((f) => f.endsWith('.json') && f !== 'MANIFEST.json').sort();
+  const batches = files.filter((f) => f.startsWith('0-')).map((f) => readFileSync(path.join(SYNTHEA_DIR, f), 'utf8'));
+  const patients = files.filter((f) => !f.startsWith('0-')).map((f) => readFileSync(path.join(SYNTHEA_DIR, f), 'utf8'));
+  await ensureDatabase(url, true);
+  const server = await startServer(url);
+  for (const b of batches) await post(server.base, b);
+  await post(server.base, freshUuids(patients[0]!)); // warm-up, not counted
+  const bodies = Array.from({ length: rounds }, () => patients.map(freshUuids)).flat();
+  const counts = bodies.map((b) => (JSON.parse(b) as { entry: unknown[] }).entry.length);
+  let next = 0;
+  let resources = 0;
+  const began = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < bodies.length) {
+        const i = next++;
+        await post(server.base, bodies[i]!);
+        resources += counts[i]!;
+      }
+    }),
+  );
+  const seconds = (performance.now() - began) / 1000;
+  await server.stop();
+  return { entries: Math.round(resources / bodies.length), bundles: bodies.length, resources, seconds, perSecond: resources / seconds, concurrency };
 }
