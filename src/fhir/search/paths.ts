@@ -53,24 +53,35 @@ function ungroup(branch: string): string {
   return s;
 }
 
-/** Property access on typed values, using the R4 structure definitions for the result types. */
+/**
+ * Property access on typed values, using the R4 structure definitions for the result
+ * types: which JSON properties to read, and the type of each, worked out once per input
+ * type (a choice element `value[x]` is read as valueQuantity, valueString…).
+ */
 function property(name: string): Step {
+  const plans = new Map<string, { prop: string; type: string }[]>();
+  const planFor = (type: string) => {
+    let plan = plans.get(type);
+    if (plan) return plan;
+    const schema = getDataType(type);
+    const element = schema?.elements[name] ?? schema?.elements[`${name}[x]`];
+    const choice = !schema?.elements[name];
+    const types = element ? (choice ? element.type : element.type.slice(0, 1)) : [];
+    plan = types.map((t) => ({ prop: choice ? name + capitalize(t.code) : name, type: t.code === FHIRPATH_STRING ? 'string' : t.code }));
+    // Kept only once the type is known (the R4 definitions are indexed gradually at start).
+    if (schema) plans.set(type, plan);
+    return plan;
+  };
   return (input) => {
     const out: Typed[] = [];
     for (const { type, value } of input) {
       if (typeof value !== 'object' || value === null) continue;
       const obj = value as Record<string, unknown>;
-      const schema = getDataType(type);
-      const element = schema?.elements[name] ?? schema?.elements[`${name}[x]`];
-      if (!element) continue;
-      const choice = !schema?.elements[name];
-      for (const t of element.type) {
-        const prop = choice ? name + capitalize(t.code) : name;
+      for (const { prop, type: vtype } of planFor(type)) {
         const v = obj[prop];
         if (v === undefined || v === null) continue;
-        const vtype = t.code === FHIRPATH_STRING ? 'string' : t.code;
-        for (const item of Array.isArray(v) ? v : [v]) out.push({ type: vtype, value: item });
-        if (!choice) break;
+        if (Array.isArray(v)) for (const item of v) out.push({ type: vtype, value: item });
+        else out.push({ type: vtype, value: v });
       }
     }
     return out;
@@ -82,15 +93,20 @@ const ofType =
   (input) =>
     input.filter((v) => v.type.toLowerCase() === wanted.toLowerCase());
 
-/** `where(resolve() is Patient)`: references whose target type is Patient. */
-const resolvesTo =
-  (target: string): Step =>
-  (input) =>
+/**
+ * `where(resolve() is Patient)`: references whose target type is Patient — `Patient/1`,
+ * an absolute or versioned one, a conditional one (`Patient?identifier=…`), or a
+ * reference with only `type`, as FHIRPath's resolve() types them.
+ */
+const resolvesTo = (target: string): Step => {
+  const pattern = new RegExp(`(^|/)${target}/[^/]+(/_history/[^/]+)?$|^${target}\\?`);
+  return (input) =>
     input.filter((v) => {
       const ref = (v.value as { reference?: string; type?: string }).reference;
-      if (typeof ref === 'string') return new RegExp(`(^|/)${target}/[^/]+(/_history/[^/]+)?$`).test(ref);
+      if (typeof ref === 'string') return pattern.test(ref);
       return (v.value as { type?: string }).type === target;
     });
+};
 
 /** `where(system='email')`: a simple equality filter on a child. */
 const whereEquals =
