@@ -32,10 +32,18 @@ import { checkMeasurement, declaresMeasurement, givenTiming, isPainScore, isSess
 
 export type Timing = 'before' | 'after';
 
-/** Key space of the advisory locks that order writes of a session and of its measurements. */
+/**
+ * The advisory locks that order writes of a session and of its measurements: one per
+ * session (its id hashed, in LOCK_SPACE), each taken while holding the "all sessions" lock
+ * shared; a write that names more than MAX_SESSION_LOCKS sessions (a large Bundle) takes
+ * the "all sessions" lock exclusively instead, so it holds one lock however large it is
+ * (the lock table is shared and bounded). Two writes naming the same session always
+ * conflict (on its own lock, or on the "all sessions" lock), and writes naming different
+ * sessions no longer wait for each other, as they did when sessions shared 64 buckets.
+ */
 const LOCK_SPACE = 0x46534d54;
-/** Sessions hash into this many locks: a bulk write holds at most this many. */
-const LOCK_BUCKETS = 64;
+const ALL_SESSIONS = [0x46534d41, 0] as const;
+const MAX_SESSION_LOCKS = 64;
 
 interface Span {
   start?: number;
@@ -124,10 +132,15 @@ export async function reviewMeasurements(tx: Tx, written: Written[], reader: Rea
 
   // A session and its measurement may arrive in two concurrent transactions, neither
   // seeing the other: the second to get here waits for the first to commit, then sees it.
-  const keys = [...procedureIdsWritten, ...observations.flatMap((w) => procedureIds(w.resource as Observation))];
-  await tx.execute(sql`
-    SELECT pg_advisory_xact_lock(${LOCK_SPACE}::int, k) FROM (
-      SELECT DISTINCT hashtext(id) & ${LOCK_BUCKETS - 1} AS k FROM unnest(${sql.param(keys)}::text[]) AS id ORDER BY 1) locks`);
+  const keys = [...new Set([...procedureIdsWritten, ...observations.flatMap((w) => procedureIds(w.resource as Observation))])];
+  if (keys.length > MAX_SESSION_LOCKS) await tx.execute(sql`SELECT pg_advisory_xact_lock(${ALL_SESSIONS[0]}::int, ${ALL_SESSIONS[1]}::int)`);
+  else {
+    // In one statement, in key order (so two writes never wait on each other in a cycle).
+    await tx.execute(sql`
+      WITH every AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${ALL_SESSIONS[0]}::int, ${ALL_SESSIONS[1]}::int))
+      SELECT pg_advisory_xact_lock(${LOCK_SPACE}::int, k) FROM every, (
+        SELECT DISTINCT hashtext(id) AS k FROM unnest(${sql.param(keys)}::text[]) AS id ORDER BY 1) locks`);
+  }
 
   // The partOf rows of the Observations written, and the Observations partOf the
   // Procedures written (those with a given timing keep it: they were checked at once).
