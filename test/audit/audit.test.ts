@@ -170,6 +170,15 @@ t.test('with AUTH=off, clients still cannot change AuditEvents (405), and reques
   t.match(event, { agent: [{ who: { display: 'unauthenticated client' } }] });
   t.equal((await app.inject({ method: 'DELETE', url: `/fhir/AuditEvent/${event!.id}` })).statusCode, 405);
   t.equal((await app.inject({ method: 'PUT', url: `/fhir/AuditEvent/${event!.id}`, headers: fhirHeaders(), payload: event })).statusCode, 405);
+  const forged = { ...event, id: undefined, meta: undefined };
+  t.equal((await app.inject({ method: 'POST', url: '/fhir/AuditEvent', headers: fhirHeaders(), payload: forged })).statusCode, 405, 'nor create one');
+  const inBundle = await app.inject({
+    method: 'POST',
+    url: '/fhir',
+    headers: fhirHeaders(),
+    payload: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: forged, request: { method: 'POST', url: 'AuditEvent' } }] },
+  });
+  t.equal(inBundle.statusCode, 405, 'not even inside a transaction');
 });
 
 t.test('reads answered together are each audited (batched), and the ones queued when the app closes are stored', async (t) => {

