@@ -129,46 +129,70 @@ export async function reviewMeasurements(tx: Tx, written: Written[], reader: Rea
   if (!observations.length && !procedures.length) return;
   const procedureIdsWritten = procedures.map((w) => w.id);
   const observationIds = observations.map((w) => w.id);
+  const writtenProcedures = new Map(procedures.map((w) => [w.id, w]));
+  // Each Observation's partOf targets as its index rows hold them (what a search finds).
+  const partOf = observations.map((w) => ({ w, targets: w.references.flatMap((r) => (r.param === 'part-of' && r.targetType === 'Procedure' && r.targetId ? [r.targetId] : [])) }));
+  // A Procedure created here under an id this server just chose (fresh) can be named only
+  // by this transaction's own entries: no stored Observation to look for, none to lock.
+  const known = procedures.filter((w) => !w.fresh).map((w) => w.id);
+  const fresh = new Set(procedures.filter((w) => w.fresh).map((w) => w.id));
 
   // A session and its measurement may arrive in two concurrent transactions, neither
   // seeing the other: the second to get here waits for the first to commit, then sees it.
-  const keys = [...new Set([...procedureIdsWritten, ...observations.flatMap((w) => procedureIds(w.resource as Observation))])];
+  const keys = [...new Set([...known, ...partOf.flatMap((p) => p.targets)])].filter((id) => !fresh.has(id));
   if (keys.length > MAX_SESSION_LOCKS) await tx.execute(sql`SELECT pg_advisory_xact_lock(${ALL_SESSIONS[0]}::int, ${ALL_SESSIONS[1]}::int)`);
-  else {
+  else if (keys.length) {
     // In one statement, in key order (so two writes never wait on each other in a cycle).
     await tx.execute(sql`
       WITH every AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${ALL_SESSIONS[0]}::int, ${ALL_SESSIONS[1]}::int))
       SELECT pg_advisory_xact_lock(${LOCK_SPACE}::int, k) FROM every, (
         SELECT DISTINCT hashtext(id) AS k FROM unnest(${sql.param(keys)}::text[]) AS id ORDER BY 1) locks`);
   }
+  // A Procedure the writer may not read is judged as one not stored, as $validate judges it
+  // (so the answer tells nothing of it); one written in this transaction is the writer's own.
+  // (A write outside any request, the server's own, has no reader to hide anything from.)
+  const readableProcedure = (p: string) => (reader ? readableBy(reader, 'Procedure', sql.raw(p)) : sql`TRUE`);
 
-  // The partOf rows of the Observations written, and the Observations partOf the
-  // Procedures written (those with a given timing keep it: they were checked at once).
-  const result = await tx.execute(sql`
-    SELECT po.resource_id AS obs_id, o.content AS obs, po.target_id AS proc_id, p.content AS proc
-    FROM search_reference po
-    JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted
-    LEFT JOIN resources p ON p.resource_type = 'Procedure' AND p.id = po.target_id AND NOT p.deleted
-      -- A Procedure the writer may not read is judged as one not stored, as $validate judges it (so
-      -- the answer tells nothing of it); one written in this transaction is the writer's own.
-      -- (A write outside any request, the server's own, has no reader to hide anything from.)
-      AND (p.id = ANY(${sql.param(procedureIdsWritten)}::text[]) OR ${reader ? readableBy(reader, 'Procedure', sql.raw('p.id')) : sql`TRUE`})
-    WHERE po.resource_type = 'Observation' AND po.param = 'part-of' AND po.target_type = 'Procedure'
-      AND (po.resource_id = ANY(${sql.param(observationIds)}::text[])
-           OR (po.target_id = ANY(${sql.param(procedureIdsWritten)}::text[]) AND strpos(o.content, ${`"url":"${TIMING_EXTENSION}"`}) = 0))`);
-  const byId = new Map(observations.map((w) => [w.id, w]));
+  // The written Observations' targets: those written here as they are, the others read by
+  // primary key. (Reads keyed by what the transaction wrote, so no plan depends on the
+  // table's statistics, which lag behind a database filling up fast: one read of partOf
+  // rows by either end of the reference scanned all of them on a freshly loaded database.)
+  const elsewhere = [...new Set(partOf.flatMap((p) => p.targets))].filter((id) => !writtenProcedures.has(id));
+  const stored = new Map<string, Procedure>();
+  if (elsewhere.length) {
+    const rows = await tx.execute(sql`
+      SELECT p.id, p.content FROM resources p
+      WHERE p.resource_type = 'Procedure' AND p.id = ANY(${sql.param(elsewhere)}::text[]) AND NOT p.deleted AND ${readableProcedure('p.id')}`);
+    for (const row of rows.rows as { id: string; content: string }[]) stored.set(row.id, JSON.parse(row.content) as Procedure);
+  }
+  const procedureOf = (id: string) => (writtenProcedures.get(id)?.resource as Procedure | undefined) ?? stored.get(id);
   const candidates = new Map<string, Candidate>();
-  for (const row of result.rows as { obs_id: string; obs: string; proc_id: string; proc: string | null }[]) {
-    let c = candidates.get(row.obs_id);
-    if (!c) {
-      const w = byId.get(row.obs_id);
-      c = { id: row.obs_id, observation: (w?.resource as Observation) ?? (JSON.parse(row.obs) as Observation), written: w, targets: [] };
-      candidates.set(row.obs_id, c);
-    }
-    c.targets.push({ id: row.proc_id, procedure: row.proc ? (JSON.parse(row.proc) as Procedure) : undefined });
+  for (const { w, targets } of partOf) {
+    if (targets.length) candidates.set(w.id, { id: w.id, observation: w.resource as Observation, written: w, targets: targets.map((id) => ({ id, procedure: procedureOf(id) })) });
   }
 
-  const writtenProcedures = new Map(procedures.map((w) => [w.id, w]));
+  // The Observations stored earlier partOf a Procedure written here under a known id
+  // (those with a given timing keep it: they were checked at once).
+  if (known.length) {
+    const result = await tx.execute(sql`
+      SELECT po.resource_id AS obs_id, o.content AS obs, po.target_id AS proc_id, p.content AS proc
+      FROM search_reference po
+      JOIN resources o ON o.resource_type = 'Observation' AND o.id = po.resource_id AND NOT o.deleted
+      LEFT JOIN resources p ON p.resource_type = 'Procedure' AND p.id = po.target_id AND NOT p.deleted
+        AND (p.id = ANY(${sql.param(procedureIdsWritten)}::text[]) OR ${readableProcedure('p.id')})
+      WHERE po.resource_type = 'Observation' AND po.param = 'part-of' AND po.target_type = 'Procedure'
+        AND po.target_id = ANY(${sql.param(known)}::text[]) AND NOT po.resource_id = ANY(${sql.param(observationIds)}::text[])
+        AND strpos(o.content, ${`"url":"${TIMING_EXTENSION}"`}) = 0`);
+    for (const row of result.rows as { obs_id: string; obs: string; proc_id: string; proc: string | null }[]) {
+      let c = candidates.get(row.obs_id);
+      if (!c) {
+        c = { id: row.obs_id, observation: JSON.parse(row.obs) as Observation, targets: [] };
+        candidates.set(row.obs_id, c);
+      }
+      c.targets.push({ id: row.proc_id, procedure: row.proc ? (JSON.parse(row.proc) as Procedure) : undefined });
+    }
+  }
+
   const derived: { id: string; rows: ReturnType<typeof emptyRows> }[] = [];
   for (const c of candidates.values()) {
     if (validTiming(c.observation)) continue;

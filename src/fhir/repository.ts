@@ -8,7 +8,7 @@ import { parseFhirJson, type ParsedJson } from './json.js';
 import { FhirError, badRequest, conflict, forbidden, gone, issue, notFound, preconditionFailed, unprocessable } from './outcome.js';
 import { canSee, visibleVersions, type Visibility } from './visibility.js';
 import { applyJsonPatch, type JsonPatch } from './patch.js';
-import { indexResource } from './search/indexer.js';
+import { indexResource, type IndexRows } from './search/indexer.js';
 import { indexCtes, versionIndexText, versionIndexValues, writeIndexes } from './search/store.js';
 import { validateResource } from './validation.js';
 import { AUDIT_TYPE, auditEventVisible, auditHistory, readAuditEvent } from './audit-log.js';
@@ -33,6 +33,13 @@ export interface Written {
   resource: Resource;
   /** The write's business-rule warnings, returned to the client with it: beforeCommit may add to them. */
   warnings: OperationOutcomeIssue[];
+  /** Its reference index rows as written (search_reference): what a search by reference finds it by, without a query. */
+  references: IndexRows['reference'];
+  /**
+   * Its id was assigned by this server in this transaction: nothing committed before, or
+   * in a concurrent transaction, can reference it (no one else knows the id yet).
+   */
+  fresh: boolean;
 }
 
 /**
@@ -364,7 +371,7 @@ export class Repository {
     const warnings = this.check(type, body);
     const id = options.id ?? randomUUID();
     return this.transaction(async (tx) => {
-      const version = await this.insertVersion(tx, type, id, 1, body, 'POST', false);
+      const version = await this.insertVersion(tx, type, id, 1, body, 'POST', false, undefined, !options.id);
       if (!version) throw conflict(`${type}/${id} already exists`);
       return { ...version, warnings };
     }, options.tx);
@@ -376,7 +383,7 @@ export class Repository {
    * is validated first; nothing is written if any is invalid.
    */
   async createMany(
-    items: { type: string; body: ParsedJson; id?: string }[],
+    items: { type: string; body: ParsedJson; id?: string; fresh?: boolean }[],
     executor?: Tx,
     options: { validated?: boolean } = {},
   ): Promise<ResourceVersion[]> {
@@ -397,10 +404,12 @@ export class Repository {
       // parameters: building a 10,000-row multi-VALUES insert costs more than the insert itself.
       const rows = JSON.stringify(versions.map((v) => ({ t: v.resourceType, i: v.id, c: v.content })));
       const byType = new Map<string, { id: string; rows: ReturnType<typeof indexResource> }[]>();
-      items.forEach(({ type, body }, i) => {
+      const indexed = items.map(({ type, body }, i) => {
         const list = byType.get(type) ?? [];
-        list.push({ id: versions[i]!.id, rows: indexResource(type, body.plain as Record<string, unknown>, this.baseUrl) });
+        const rows = indexResource(type, body.plain as Record<string, unknown>, this.baseUrl);
+        list.push({ id: versions[i]!.id, rows });
         byType.set(type, list);
+        return rows;
       });
       const indexes = [...byType].flatMap(([type, list], k) => indexCtes(type, list, { fresh: true, prefix: `ix${k}_` }));
       await tx.execute(sql`
@@ -414,7 +423,16 @@ export class Repository {
         ${OUTBOX_CTE}
         ${indexes.length ? sql`, ${sql.join(indexes, sql`, `)}` : sql``}
         SELECT 1`);
-      this.pending.get(tx)?.push(...items.map(({ type, body }, i) => ({ type, id: versions[i]!.id, resource: body.plain as Resource, warnings: this.warningsOf(body) })));
+      this.pending.get(tx)?.push(
+        ...items.map(({ type, body, id, fresh }, i) => ({
+          type,
+          id: versions[i]!.id,
+          resource: body.plain as Resource,
+          warnings: this.warningsOf(body),
+          references: indexed[i]!.reference,
+          fresh: fresh ?? id === undefined,
+        })),
+      );
     };
     await this.transaction(write, executor);
     return versions;
@@ -714,6 +732,7 @@ export class Repository {
     method: string,
     exists: boolean,
     previous?: Date,
+    fresh = false,
   ): Promise<ResourceVersion | undefined> {
     const lastUpdated = this.versionStamp(tx, previous);
     const version: ResourceVersion = {
@@ -733,7 +752,7 @@ export class Repository {
     const statement = exists ? VERSION_STATEMENTS.update : VERSION_STATEMENTS.create;
     const result = await clientOf(tx).query<{ n: number }>({ name: statement.name, text: statement.text, values });
     if (!exists && (result.rows[0] as { n: number }).n === 0) return undefined;
-    this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource, warnings: this.warningsOf(body) });
+    this.pending.get(tx)?.push({ type, id, resource: body.plain as Resource, warnings: this.warningsOf(body), references: rows.reference, fresh });
     return version;
   }
 }

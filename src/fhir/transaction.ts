@@ -278,7 +278,8 @@ export class BundleProcessor {
         }
       });
       const versions = await this.repo.createMany(
-        creates.map((r) => ({ type: r.type, body: r.resource!, id: r.id })),
+        // Their ids were chosen above, at random: fresh (nothing stored can reference them yet).
+        creates.map((r) => ({ type: r.type, body: r.resource!, id: r.id, fresh: true })),
         tx,
         { validated: true },
       );
