@@ -126,6 +126,15 @@ t.test('reads, searches, creates and transactions are audited; failures too; no 
   }
 });
 
+/** POSTs an AuditEvent as the one entry of a transaction Bundle. */
+const postInTransaction = (app: Awaited<ReturnType<typeof buildTestApp>>['app'], auditEvent: object) =>
+  app.inject({
+    method: 'POST',
+    url: '/fhir',
+    headers: fhirHeaders(),
+    payload: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: auditEvent, request: { method: 'POST', url: 'AuditEvent' } }] },
+  });
+
 t.test('metadata is not audited; AuditEvents are read only with a scope naming them, and never written by clients', async (t) => {
   const { app, database } = await buildTestApp(t);
   const p = await create(app, patient());
@@ -154,12 +163,7 @@ t.test('metadata is not audited; AuditEvents are read only with a scope naming t
   t.equal((await app.inject({ method: 'POST', url: '/fhir/AuditEvent', headers: fhirHeaders({ authorization: writer }), payload: forged })).statusCode, 403, 'no create');
   t.equal((await app.inject({ method: 'PUT', url: `/fhir/AuditEvent/${anEvent!.id}`, headers: fhirHeaders({ authorization: writer }), payload: anEvent })).statusCode, 403, 'no update');
   t.equal((await app.inject({ method: 'DELETE', url: `/fhir/AuditEvent/${anEvent!.id}`, headers: { authorization: writer } })).statusCode, 403, 'no delete');
-  const inBundle = await app.inject({
-    method: 'POST',
-    url: '/fhir',
-    headers: fhirHeaders(),
-    payload: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: forged, request: { method: 'POST', url: 'AuditEvent' } }] },
-  });
+  const inBundle = await postInTransaction(app, forged);
   t.equal(inBundle.statusCode, 403, 'nor inside a transaction');
 });
 
@@ -172,12 +176,7 @@ t.test('with AUTH=off, clients still cannot change AuditEvents (405), and reques
   t.equal((await app.inject({ method: 'PUT', url: `/fhir/AuditEvent/${event!.id}`, headers: fhirHeaders(), payload: event })).statusCode, 405);
   const forged = { ...event, id: undefined, meta: undefined };
   t.equal((await app.inject({ method: 'POST', url: '/fhir/AuditEvent', headers: fhirHeaders(), payload: forged })).statusCode, 405, 'nor create one');
-  const inBundle = await app.inject({
-    method: 'POST',
-    url: '/fhir',
-    headers: fhirHeaders(),
-    payload: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: forged, request: { method: 'POST', url: 'AuditEvent' } }] },
-  });
+  const inBundle = await postInTransaction(app, forged);
   t.equal(inBundle.statusCode, 405, 'not even inside a transaction');
 });
 
